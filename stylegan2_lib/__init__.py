@@ -1,0 +1,19 @@
+"""stylegan2_lib: turn a pretrained StyleGAN2 face generator into a face stylizer.
+
+    import stylegan2_lib as sg
+    ck = sg.load('ffhq.pkl')                    # any common StyleGAN2 checkpoint format, loaded safely
+    img = ck.G_ema(z, None, truncation_psi=0.7, noise_mode='const')   # [N, 3, H, W], about [-1, 1]
+"""
+
+__version__ = '0.1.0'
+
+from .generator import Generator, GeneratorConfig, MappingNetwork, SynthesisNetwork
+from .discriminator import Discriminator, DiscriminatorConfig
+from .checkpoints import load, save, Checkpoint, CheckpointError, UnsafePickleError
+from .images import to_uint8, save_image, make_grid, save_grid, parse_seeds, generate_images
+
+__all__ = [
+    'Generator', 'GeneratorConfig', 'MappingNetwork', 'SynthesisNetwork', 'Discriminator', 'DiscriminatorConfig',
+    'load', 'save', 'Checkpoint', 'CheckpointError', 'UnsafePickleError',
+    'to_uint8', 'save_image', 'make_grid', 'save_grid', 'parse_seeds', 'generate_images',
+]

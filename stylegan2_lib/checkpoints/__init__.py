@@ -1,0 +1,82 @@
+"""Load any common StyleGAN2 checkpoint safely; save the library's own format.
+
+    ck = load(path)         # format detected from the content, not the name
+    ck.G_ema, ck.G, ck.D    # networks (None where the file has none), eval mode, on `device`
+    ck.meta                 # format, source, training information (augment p, dataset kwargs, args)
+
+Formats: NVlabs stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 pickles, TensorFlow StyleGAN2 pickles,
+rosinality stylegan2-pytorch checkpoints (torch zip or legacy format), and our safetensors files.
+"""
+
+import os
+import pickle
+import zipfile
+
+from .common import Checkpoint
+from .errors import CheckpointError, UnsafePickleError
+from .native import save, is_native, from_native, atomic_write_bytes
+from .nvlabs import from_nvlabs
+from .rosinality import from_rosinality
+from .safe_pickle import UnsafeGlobal, load_pickle, load_torch_legacy, load_torch_zip
+from .tensorflow import from_tensorflow, looks_like_tensorflow
+
+__all__ = ['load', 'save', 'detect_format', 'Checkpoint', 'CheckpointError', 'UnsafePickleError', 'atomic_write_bytes']
+
+_LEGACY_TORCH_PREFIX = bytes.fromhex('80028a0a6cfc9c46f9206aa85019')   # pickle of torch's legacy magic number
+
+#----------------------------------------------------------------------------
+
+def detect_format(data: bytes):
+    """Container of the bytes: 'native', 'torch_zip', 'torch_legacy', 'pickle' or None."""
+    if data[:4] == b'PK\x03\x04':
+        return 'torch_zip'
+    if data.startswith(_LEGACY_TORCH_PREFIX):
+        return 'torch_legacy'
+    if len(data) > 1 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return 'pickle'
+    if is_native(data):
+        return 'native'
+    return None
+
+def _read(path):
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(path, 'is a directory, not a checkpoint file')
+    if not os.path.exists(path):
+        raise CheckpointError(path, 'no such file')
+    with open(path, 'rb') as f:
+        data = f.read()
+    if not data:
+        raise CheckpointError(path, 'the file is empty')
+    return data
+
+def _unpickle(path, reader, data, what):
+    try:
+        return reader(data)
+    except UnsafeGlobal as e:
+        raise UnsafePickleError(path, str(e)) from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError,
+            IndexError, AttributeError, RuntimeError, MemoryError, OverflowError) as e:
+        raise CheckpointError(path, f'truncated or corrupt {what}: {type(e).__name__}: {e}') from None
+
+#----------------------------------------------------------------------------
+
+def load(path, device='cpu'):
+    """Read a checkpoint file of any supported format; nothing in the file is executed."""
+    data = _read(path)
+    kind = detect_format(data)
+    if kind == 'native':
+        ck = from_native(path, data)
+    elif kind == 'torch_zip':
+        ck = from_rosinality(path, _unpickle(path, load_torch_zip, data, 'torch zip file'))
+    elif kind == 'torch_legacy':
+        ck = from_rosinality(path, _unpickle(path, load_torch_legacy, data, 'torch legacy file'))
+    elif kind == 'pickle':
+        obj = _unpickle(path, load_pickle, data, 'pickle')
+        ck = from_tensorflow(path, obj) if looks_like_tensorflow(obj) else from_nvlabs(path, obj)
+    else:
+        raise CheckpointError(path, 'unknown format: not a network pickle, torch file or stylegan2_lib safetensors file')
+    ck.meta.setdefault('source', os.path.abspath(os.fspath(path)))
+    for net in ck.networks().values():
+        net.to(device)
+    return ck

@@ -1,0 +1,88 @@
+"""Shared pieces of the format modules: the Checkpoint record, strict state loading, plain values."""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..discriminator import Discriminator, DiscriminatorConfig
+from ..generator import Generator, GeneratorConfig
+from .errors import CheckpointError
+from .safe_pickle import NamespaceRecord, Record
+
+#----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What `load` returns: the networks a file holds (None where absent) and what else it says."""
+    G:      Optional[Generator] = None          # Generator being trained.
+    D:      Optional[Discriminator] = None      # Discriminator.
+    G_ema:  Optional[Generator] = None          # Exponential moving average of G: the one to sample.
+    meta:   dict = dataclasses.field(default_factory=dict)   # format, source path, training info...
+
+    def networks(self):
+        return {k: v for k, v in (('G', self.G), ('D', self.D), ('G_ema', self.G_ema)) if v is not None}
+
+    @property
+    def generator(self):
+        """The generator to sample from: G_ema when present, else G."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+#----------------------------------------------------------------------------
+# Build a network from its config and fill it from `state` ({NVlabs name: tensor}), strictly: every
+# parameter and buffer must be present with its shape and every tensor in `state` must be used.
+
+def build_network(path, label, cfg, state):
+    net_class = Generator if isinstance(cfg, GeneratorConfig) else Discriminator
+    assert isinstance(cfg, (GeneratorConfig, DiscriminatorConfig))
+    net = net_class(cfg)
+    expected = dict(net.state_dict())
+    missing = [k for k in expected if k not in state]
+    unused = [k for k in state if k not in expected]
+    if missing:
+        raise CheckpointError(path, f'{label}: no tensor for {missing[0]}' + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''))
+    if unused:
+        raise CheckpointError(path, f'{label}: tensor {unused[0]} has no place in the network' + (f' (and {len(unused) - 1} more)' if len(unused) > 1 else ''))
+    for k, t in expected.items():
+        if tuple(state[k].shape) != tuple(t.shape):
+            raise CheckpointError(path, f'{label}: {k} has shape {list(state[k].shape)}, the network needs {list(t.shape)}')
+    with torch.no_grad():
+        for k, t in expected.items():
+            t.copy_(state[k].to(t.dtype))
+    return net.eval().requires_grad_(False)
+
+#----------------------------------------------------------------------------
+# Convert unpickled records (EasyDict, numpy scalars, namespaces) into plain JSON-friendly values.
+
+def plain(obj):
+    if isinstance(obj, NamespaceRecord):
+        return plain(obj.as_dict())
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist() if obj.numel() <= 16 else f'<tensor {list(obj.shape)}>'
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return repr(obj)[:200]
+
+def as_record(obj):
+    return Record(obj) if isinstance(obj, dict) else Record()
+
+def take(path, kwargs, known, what):
+    """Refuse options this library does not implement, rather than building a different network."""
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise CheckpointError(path, f'{what}: unsupported option(s) {unknown}')
+    return kwargs
+
+#----------------------------------------------------------------------------
+# Channel tables from tensor shapes, so any table (not just the NVlabs formula) loads.
+
+def generator_channels(state, img_resolution, weight_name):
+    res_list = [2 ** i for i in range(2, int(np.log2(img_resolution)) + 1)]
+    return {r: int(state[weight_name(r)].shape[0]) for r in res_list}

@@ -1,0 +1,105 @@
+"""The library's own format: one safetensors file (no code, no pickle) holding every network's tensors
+as '<net>.<NVlabs name>' and, in the header metadata, JSON configs and free-form meta:
+
+    __metadata__ = {'format': 'stylegan2_lib', 'version': '1',
+                    'configs': '{"G_ema": {...GeneratorConfig...}, "D": {...}}', 'meta': '{...}'}
+"""
+
+import json
+import os
+import tempfile
+
+
+from safetensors.torch import load as st_load, save as st_save
+
+from ..discriminator import DiscriminatorConfig
+from ..generator import GeneratorConfig
+from .common import Checkpoint, build_network, plain
+from .errors import CheckpointError
+
+FORMAT_NAME = 'stylegan2_lib'
+FORMAT_VERSION = '1'
+NETS = ('G', 'D', 'G_ema')
+
+#----------------------------------------------------------------------------
+# Write bytes to `path` atomically: a temporary file in the same folder, fsync, then rename.
+
+def atomic_write_bytes(path, data: bytes):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+#----------------------------------------------------------------------------
+
+def save(path, G=None, D=None, G_ema=None, meta=None):
+    nets = {k: v for k, v in (('G', G), ('D', D), ('G_ema', G_ema)) if v is not None}
+    if not nets:
+        raise ValueError('save: give at least one of G, D, G_ema')
+    tensors, configs = {}, {}
+    for label, net in nets.items():
+        if not hasattr(net, 'cfg'):
+            raise TypeError(f'save: {label} is a {type(net).__name__}, not a stylegan2_lib network')
+        configs[label] = net.cfg.to_dict()
+        for name, t in net.state_dict().items():
+            tensors[f'{label}.{name}'] = t.detach().to('cpu').contiguous()
+    metadata = {
+        'format': FORMAT_NAME,
+        'version': FORMAT_VERSION,
+        'configs': json.dumps(configs),
+        'meta': json.dumps(plain(meta or {})),
+    }
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+
+#----------------------------------------------------------------------------
+
+def is_native(data: bytes):
+    if len(data) < 10:
+        return False
+    n = int.from_bytes(data[:8], 'little')
+    return 2 <= n <= len(data) - 8 and data[8:9] == b'{'
+
+def from_native(path, data: bytes):
+    try:
+        n = int.from_bytes(data[:8], 'little')
+        header = json.loads(data[8: 8 + n])
+        metadata = header.get('__metadata__') or {}
+    except ValueError as e:
+        raise CheckpointError(path, f'corrupt safetensors header: {e}') from None
+    if metadata.get('format') != FORMAT_NAME:
+        raise CheckpointError(path, 'a safetensors file, but not a stylegan2_lib checkpoint (no format=stylegan2_lib in its metadata)')
+    if metadata.get('version') != FORMAT_VERSION:
+        raise CheckpointError(path, f'stylegan2_lib checkpoint version {metadata.get("version")!r}; this library reads version {FORMAT_VERSION}')
+    try:
+        tensors = st_load(data)
+        configs = json.loads(metadata['configs'])
+        meta = json.loads(metadata.get('meta') or '{}')
+    except Exception as e:  # safetensors raises its own error types for truncated data
+        raise CheckpointError(path, f'corrupt stylegan2_lib checkpoint: {e}') from None
+    ck = Checkpoint(meta={**meta, 'format': 'native'})
+    for label, cfg_dict in configs.items():
+        if label not in NETS:
+            raise CheckpointError(path, f'unknown network {label!r} in the checkpoint')
+        cfg_class = DiscriminatorConfig if label == 'D' else GeneratorConfig
+        try:
+            cfg = cfg_class.from_dict(cfg_dict)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(path, f'{label}: bad config: {e}') from None
+        prefix = label + '.'
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        setattr(ck, label, build_network(path, label, cfg, state))
+    stray = [k for k in tensors if k.split('.', 1)[0] not in configs]
+    if stray:
+        raise CheckpointError(path, f'tensor {stray[0]} belongs to no network in the checkpoint')
+    return ck
+

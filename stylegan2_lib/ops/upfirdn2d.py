@@ -1,0 +1,145 @@
+"""FIR resampling: upsample by zero insertion, pad, convolve with a 2-D FIR filter, downsample.
+
+The semantics follow NVlabs stylegan2-ada-pytorch `upfirdn2d` (itself the TF StyleGAN2 op): the filter is
+applied as a true convolution (flipped) unless `flip_filter=True`, and `gain` scales the filter by
+gain ** (ndim / 2) so a separable filter gets the same total gain.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .registry import register_impl, resolve
+
+#----------------------------------------------------------------------------
+# Normalise the (padx0, padx1, pady0, pady1) and (x, y) argument forms.
+
+def _parse_scaling(scaling):
+    if isinstance(scaling, int):
+        scaling = [scaling, scaling]
+    sx, sy = scaling
+    assert sx >= 1 and sy >= 1
+    return int(sx), int(sy)
+
+def _parse_padding(padding):
+    if isinstance(padding, int):
+        padding = [padding, padding]
+    if len(padding) == 2:
+        px, py = padding
+        padding = [px, px, py, py]
+    return [int(p) for p in padding]
+
+def filter_size(f):
+    if f is None:
+        return 1, 1
+    assert f.ndim in (1, 2)
+    fw = f.shape[-1]
+    fh = f.shape[0]
+    return int(fw), int(fh)
+
+#----------------------------------------------------------------------------
+# Build a filter tensor from a list: 1-D taps -> outer product (2-D, the form NVlabs stores in
+# `resample_filter` buffers), normalised to sum 1 and scaled by `gain`.
+
+def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32)
+    assert f.ndim in (0, 1, 2) and f.numel() > 0
+    if f.ndim == 0:
+        f = f[np.newaxis]
+    if separable is None:
+        separable = (f.ndim == 1 and f.numel() >= 8)
+    if f.ndim == 1 and not separable:
+        f = f.ger(f)
+    assert f.ndim == (1 if separable else 2)
+    if normalize:
+        f /= f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+#----------------------------------------------------------------------------
+# Reference path: zero-insert, pad/crop, depthwise conv2d with the flipped filter, subsample.
+
+def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    assert x.ndim == 4                                            # [NCHW]
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    assert f.ndim in (1, 2)
+    N, C, H, W = x.shape
+    upx, upy = _parse_scaling(up)
+    downx, downy = _parse_scaling(down)
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+
+    # Upsample by inserting upx-1 / upy-1 zeros after every sample.
+    x = x.reshape([N, C, H, 1, W, 1])
+    x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+    x = x.reshape([N, C, H * upy, W * upx])
+
+    # Pad (positive) or crop (negative).
+    x = F.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
+    x = x[:, :, max(-pady0, 0): x.shape[2] - max(-pady1, 0), max(-padx0, 0): x.shape[3] - max(-padx1, 0)]
+
+    # conv2d computes correlation; flip to get convolution unless asked not to.
+    f = f * (gain ** (f.ndim / 2))
+    f = f.to(x.dtype)
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f[np.newaxis, np.newaxis].repeat([C, 1] + [1] * f.ndim)
+    if f.ndim == 4:
+        x = F.conv2d(x, f, groups=C)
+    else:
+        x = F.conv2d(x, f.unsqueeze(2), groups=C)
+        x = F.conv2d(x, f.unsqueeze(3), groups=C)
+
+    return x[:, :, ::downy, ::downx]
+
+register_impl('upfirdn2d', 'ref', _upfirdn2d_ref)
+
+#----------------------------------------------------------------------------
+# Public function.
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=None):
+    return resolve('upfirdn2d', impl)(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+
+#----------------------------------------------------------------------------
+# Filter without resampling, keeping the size ("same" padding).
+
+def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl=None):
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    fw, fh = filter_size(f)
+    p = [padx0 + fw // 2, padx1 + (fw - 1) // 2, pady0 + fh // 2, pady1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+#----------------------------------------------------------------------------
+# 2x (or `up`x) upsampling; the padding centres the filter so output = input * up.
+# gain up**2 keeps the mean intensity (zero insertion divides it by up**2).
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):
+    upx, upy = _parse_scaling(up)
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    fw, fh = filter_size(f)
+    p = [
+        padx0 + (fw + upx - 1) // 2,
+        padx1 + (fw - upx) // 2,
+        pady0 + (fh + upy - 1) // 2,
+        pady1 + (fh - upy) // 2,
+    ]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+
+#----------------------------------------------------------------------------
+# 2x (or `down`x) downsampling after low-pass filtering.
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl=None):
+    downx, downy = _parse_scaling(down)
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    fw, fh = filter_size(f)
+    p = [
+        padx0 + (fw - downx + 1) // 2,
+        padx1 + (fw - downx) // 2,
+        pady0 + (fh - downy + 1) // 2,
+        pady1 + (fh - downy) // 2,
+    ]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
