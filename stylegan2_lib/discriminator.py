@@ -12,7 +12,7 @@ from . import ops
 
 from .generator import MappingNetwork
 from .layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, compute_dtype
-from .netconfig import ConfigMixin, channel_table, check_resolution
+from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
 
 #----------------------------------------------------------------------------
 
@@ -45,9 +45,7 @@ class DiscriminatorConfig(ConfigMixin):
         if self.channels is None:
             self.channels = channel_table(self.block_resolutions + [4], self.channel_base, self.channel_max)
         self.channels = {int(k): int(v) for k, v in self.channels.items()}
-        missing = [r for r in self.block_resolutions + [4] if r not in self.channels]
-        if missing:
-            raise ValueError(f'channel table has no entry for resolutions {missing}')
+        check_channels(self.channels, self.block_resolutions + [4])
         self.resample_filter = tuple(self.resample_filter)
 
     @property

@@ -16,7 +16,7 @@ import torch
 
 from . import ops
 from .layers import FullyConnectedLayer, SynthesisLayer, ToRGBLayer, compute_dtype
-from .netconfig import ConfigMixin, channel_table, check_resolution
+from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
 
 #----------------------------------------------------------------------------
 # Everything needed to rebuild a generator; stored as JSON in checkpoints.
@@ -51,9 +51,7 @@ class GeneratorConfig(ConfigMixin):
         if self.channels is None:
             self.channels = channel_table(self.block_resolutions, self.channel_base, self.channel_max)
         self.channels = {int(k): int(v) for k, v in self.channels.items()}
-        missing = [r for r in self.block_resolutions if r not in self.channels]
-        if missing:
-            raise ValueError(f'channel table has no entry for resolutions {missing}')
+        check_channels(self.channels, self.block_resolutions)
         self.resample_filter = tuple(self.resample_filter)
         assert log2 >= 2
 

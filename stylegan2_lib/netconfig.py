@@ -17,6 +17,14 @@ def check_resolution(res, what='img_resolution'):
 #----------------------------------------------------------------------------
 # JSON-friendly dict <-> dataclass. Channel tables have int keys, which JSON turns into strings.
 
+def check_channels(channels, resolutions):
+    missing = [r for r in resolutions if r not in channels]
+    if missing:
+        raise ValueError(f'channel table has no entry for resolutions {missing}')
+    empty = [r for r in resolutions if channels[r] < 1]
+    if empty:
+        raise ValueError(f'channel table gives no channels at resolutions {empty}: raise channel_base or set channels')
+
 class ConfigMixin:
     def to_dict(self):
         d = dataclasses.asdict(self)
