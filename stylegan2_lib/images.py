@@ -8,6 +8,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .files import atomic_write_bytes
+
 #----------------------------------------------------------------------------
 # Generator output is about [-1, 1]; the usual display mapping (NVlabs generate.py) is x * 127.5 + 128.
 
@@ -23,7 +25,6 @@ def to_pil(img_uint8):
 
 def save_image(path, img_uint8):
     """Write one [H, W, C] uint8 image as PNG, atomically (temporary file, then rename)."""
-    from .checkpoints.native import atomic_write_bytes   # one writer for every file the library makes
     buf = io.BytesIO()
     to_pil(img_uint8).save(buf, format='PNG')
     atomic_write_bytes(path, buf.getvalue())

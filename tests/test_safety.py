@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import stylegan2_lib as sg
-from stylegan2_lib.checkpoints import native
+from stylegan2_lib import files
 from conftest import ROSI32, TINY32
 
 #----------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, tiny32
     def broken_replace(src, dst):
         raise OSError('disk full')
 
-    monkeypatch.setattr(native.os, 'replace', broken_replace)
+    monkeypatch.setattr(files.os, 'replace', broken_replace)
     with pytest.raises(OSError, match='disk full'):
         sg.save(p, G_ema=tiny32.G, meta={'run': 'second'})
     assert p.read_bytes() == before

@@ -14,13 +14,13 @@ import zipfile
 
 from .common import Checkpoint
 from .errors import CheckpointError, UnsafePickleError
-from .native import save, is_native, from_native, atomic_write_bytes
+from .native import save, is_native, from_native
 from .nvlabs import from_nvlabs
 from .rosinality import from_rosinality
 from .safe_pickle import UnsafeGlobal, load_pickle, load_torch_legacy, load_torch_zip
 from .tensorflow import from_tensorflow, looks_like_tensorflow
 
-__all__ = ['load', 'save', 'detect_format', 'Checkpoint', 'CheckpointError', 'UnsafePickleError', 'atomic_write_bytes']
+__all__ = ['load', 'save', 'detect_format', 'Checkpoint', 'CheckpointError', 'UnsafePickleError']
 
 _LEGACY_TORCH_PREFIX = bytes.fromhex('80028a0a6cfc9c46f9206aa85019')   # pickle of torch's legacy magic number
 

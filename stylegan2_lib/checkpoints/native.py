@@ -6,12 +6,10 @@ as '<net>.<NVlabs name>' and, in the header metadata, JSON configs and free-form
 """
 
 import json
-import os
-import tempfile
-
 
 from safetensors.torch import load as st_load, save as st_save
 
+from .. import files
 from ..discriminator import DiscriminatorConfig
 from ..generator import GeneratorConfig
 from .common import Checkpoint, build_network, plain
@@ -20,25 +18,6 @@ from .errors import CheckpointError
 FORMAT_NAME = 'stylegan2_lib'
 FORMAT_VERSION = '1'
 NETS = ('G', 'D', 'G_ema')
-
-#----------------------------------------------------------------------------
-# Write bytes to `path` atomically: a temporary file in the same folder, fsync, then rename.
-
-def atomic_write_bytes(path, data: bytes):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 #----------------------------------------------------------------------------
 
@@ -59,7 +38,7 @@ def save(path, G=None, D=None, G_ema=None, meta=None):
         'configs': json.dumps(configs),
         'meta': json.dumps(plain(meta or {})),
     }
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    files.atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 #----------------------------------------------------------------------------
 

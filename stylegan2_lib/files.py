@@ -1,0 +1,24 @@
+"""File writing shared by every part of the library: atomic writes, so nothing is ever half-written."""
+
+import os
+import tempfile
+
+#----------------------------------------------------------------------------
+# Write bytes to `path` atomically: a temporary file in the same folder, fsync, then rename.
+# A crash or error at any moment leaves either the old file or the new one, never a mix.
+
+def atomic_write_bytes(path, data: bytes):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

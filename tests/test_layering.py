@@ -1,0 +1,62 @@
+"""Imports point one way (DESIGN.md): ops <- layers <- networks <- checkpoints <- summary/cli.
+A module may import only from its own layer or the layers below it; importing never compiles or
+loads anything (no import-time side effects)."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / 'stylegan2_lib'
+
+LAYERS = {
+    'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0,
+    'layers': 1, 'images': 1,
+    'generator': 2,
+    'discriminator': 3,
+    'checkpoints': 4,
+    'summary': 5,
+    'cli': 6, '__main__': 7, '__init__': 8,
+}
+
+
+def _top(module_path):
+    rel = module_path.relative_to(PKG)
+    return rel.parts[0].removesuffix('.py')
+
+
+def _imported_tops(path):
+    tree = ast.parse(path.read_text())
+    here = path.relative_to(PKG).parts
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = list(here[:-1])[: len(here) - node.level] if node.level > 1 else list(here[:-1])
+            target = base + (node.module.split('.') if node.module else [])
+            if not target:  # `from . import x` at the package root
+                target = [node.names[0].name]
+            yield target[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('stylegan2_lib.'):
+            yield node.module.split('.')[1], node.lineno
+
+
+def test_every_module_is_in_a_layer():
+    tops = {_top(p) for p in PKG.rglob('*.py')}
+    assert tops <= set(LAYERS), sorted(tops - set(LAYERS))
+
+
+def test_imports_point_down():
+    wrong = []
+    for path in PKG.rglob('*.py'):
+        mine = LAYERS[_top(path)]
+        for target, line in _imported_tops(path):
+            if target in LAYERS and LAYERS[target] > mine:
+                wrong.append(f'{path.relative_to(PKG)}:{line} imports {target}')
+    assert wrong == []
+
+
+def test_import_has_no_side_effects():
+    code = ('import torch; before = (torch.get_default_dtype(), torch.get_num_threads()); '
+            'import stylegan2_lib, sys; '
+            'assert (torch.get_default_dtype(), torch.get_num_threads()) == before; '
+            "assert not any(m.startswith('torch.utils.cpp_extension') for m in sys.modules if m not in ()), 'compiled at import'")
+    subprocess.run([sys.executable, '-c', code], check=True, cwd=PKG.parent)
