@@ -76,7 +76,7 @@ def load(path, device='cpu'):
         ck = from_tensorflow(path, obj) if looks_like_tensorflow(obj) else from_nvlabs(path, obj)
     else:
         raise CheckpointError(path, 'unknown format: not a network pickle, torch file or stylegan2_lib safetensors file')
-    ck.meta.setdefault('source', os.path.abspath(os.fspath(path)))
+    ck.meta['source'] = os.path.abspath(os.fspath(path))
     for net in ck.networks().values():
         net.to(device)
     return ck

@@ -36,9 +36,28 @@ def save(path, G=None, D=None, G_ema=None, meta=None):
         'format': FORMAT_NAME,
         'version': FORMAT_VERSION,
         'configs': json.dumps(configs),
-        'meta': json.dumps(plain(meta or {})),
+        'meta': json.dumps(_stored_meta(meta)),
     }
-    files.atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    files.atomic_write_bytes(path, _canonical_header(st_save(tensors, metadata=metadata)))
+
+def _canonical_header(data):
+    """safetensors keeps the metadata in a hash map, so its key order changes from run to run; rewrite the
+    header (JSON, space-padded to a multiple of 8 bytes) with sorted metadata keys: same input, same bytes."""
+    n = int.from_bytes(data[:8], 'little')
+    header = json.loads(data[8: 8 + n])
+    header['__metadata__'] = dict(sorted(header['__metadata__'].items()))
+    text = json.dumps(header, separators=(',', ':')).encode()
+    text += b' ' * (-len(text) % 8)
+    return len(text).to_bytes(8, 'little') + text + data[8 + n:]
+
+def _stored_meta(meta):
+    # 'source' is where a checkpoint was loaded from; in a new file it becomes provenance.
+    meta = plain(dict(meta or {}))
+    if 'source' in meta:
+        meta.setdefault('derived_from', meta.pop('source'))
+    if 'format' in meta:
+        meta.setdefault('derived_from_format', meta.pop('format'))
+    return meta
 
 #----------------------------------------------------------------------------
 
