@@ -50,6 +50,35 @@ def flatten_state(rec, prefix=''):
 def init_kwargs(rec):
     return plain(rec.state.get('_init_kwargs') or {})
 
+#----------------------------------------------------------------------------
+# Options missing from init_kwargs took their constructor defaults, which differ between the repos:
+# stylegan2-ada-pytorch (conv_clamp None, num_fp16_res 0, w_avg_beta 0.995) and the stylegan3 repo's
+# networks_stylegan2 (conv_clamp 256, num_fp16_res 4, w_avg_beta 0.998), whose train.py omits them.
+# The modules' own attributes in the state say what the constructor used.
+
+def _child(rec, path):
+    for part in path.split('.'):
+        rec = (rec.state.get('_modules') or {}).get(part)
+        if not isinstance(rec, PersistentRecord):
+            return None
+    return rec
+
+def _option(kwargs, key, rec, path, default):
+    """kwargs[key] when given, else attribute `key` of sub-module `path` in the state, else `default`."""
+    if key in kwargs:
+        return kwargs[key]
+    child = _child(rec, path)
+    return plain(child.state.get(key, default)) if child is not None else default
+
+def _num_fp16_res(kwargs, rec, prefix, block_resolutions):
+    """kwargs['num_fp16_res'] when given, else the number of blocks built with use_fp16 (b4 never is)."""
+    if 'num_fp16_res' in kwargs:
+        return int(kwargs['num_fp16_res'])
+    blocks = [_child(rec, f'{prefix}b{r}') for r in block_resolutions]
+    return sum(1 for b in blocks if b is not None and bool(plain(b.state.get('use_fp16', False))))
+
+#----------------------------------------------------------------------------
+
 def _is_stylegan3(rec, kwargs):
     synth = kwargs.get('synthesis_kwargs') or {}
     if any(k in synth or k in kwargs for k in _STYLEGAN3_HINTS):
@@ -73,8 +102,9 @@ def generator_from_record(path, label, rec):
     take(path, synth, _SYNTH, f'{label} synthesis')
     take(path, mapping, _MAPPING, f'{label} mapping')
     state = flatten_state(rec)
-    res = int(kwargs['img_resolution'])
     try:
+        res = int(kwargs['img_resolution'])
+        log2 = res.bit_length() - 1
         cfg = GeneratorConfig(
             z_dim                  = int(kwargs['z_dim']),
             c_dim                  = int(kwargs.get('c_dim', 0)),
@@ -82,8 +112,8 @@ def generator_from_record(path, label, rec):
             img_resolution         = res,
             img_channels           = int(kwargs.get('img_channels', 3)),
             channels               = generator_channels(state, res, lambda r: f'synthesis.b{r}.conv1.weight'),
-            num_fp16_res           = int(synth.get('num_fp16_res', 0)),
-            conv_clamp             = synth.get('conv_clamp'),
+            num_fp16_res           = _num_fp16_res(synth, rec, 'synthesis.', [2 ** i for i in range(3, log2 + 1)]),
+            conv_clamp             = _option(synth, 'conv_clamp', rec, 'synthesis.b4.conv1', None),
             architecture           = synth.get('architecture', 'skip'),
             resample_filter        = tuple(synth.get('resample_filter', (1, 3, 3, 1))),
             use_noise              = bool(synth.get('use_noise', True)),
@@ -93,7 +123,7 @@ def generator_from_record(path, label, rec):
             mapping_layer_features = mapping.get('layer_features'),
             mapping_activation     = mapping.get('activation', 'lrelu'),
             mapping_lr_multiplier  = float(mapping.get('lr_multiplier', 0.01)),
-            w_avg_beta             = mapping.get('w_avg_beta', 0.995),
+            w_avg_beta             = _option(mapping, 'w_avg_beta', rec, 'mapping', 0.995),
         )
     except (KeyError, ValueError) as e:
         raise CheckpointError(path, f'{label}: cannot build the generator: {e}') from None
@@ -116,8 +146,8 @@ def discriminator_from_record(path, label, rec):
             img_resolution         = res,
             img_channels           = int(kwargs.get('img_channels', 3)),
             channels               = channels,
-            num_fp16_res           = int(kwargs.get('num_fp16_res', 0)),
-            conv_clamp             = kwargs.get('conv_clamp'),
+            num_fp16_res           = _num_fp16_res(kwargs, rec, '', resolutions),
+            conv_clamp             = _option(kwargs, 'conv_clamp', rec, 'b4.conv', None),
             architecture           = kwargs.get('architecture', 'resnet'),
             resample_filter        = tuple(block.get('resample_filter', (1, 3, 3, 1))),
             activation             = block.get('activation', 'lrelu'),
