@@ -25,8 +25,10 @@ import copy
 import math
 import re
 
+import numpy as np
 import torch
 
+from . import images
 from .generator import Generator
 
 #----------------------------------------------------------------------------
@@ -148,3 +150,21 @@ def blend(low: Generator, high: Generator, resolution=None, width=None, mapping=
         elif w != 0.0:
             t.copy_(torch.lerp(t, high_state[name].to(t.dtype), w))   # (1 - y) * low + y * high
     return out.eval().requires_grad_(False)
+
+#----------------------------------------------------------------------------
+# Preview: one row per seed, columns low | blend at every swap resolution | high, labelled.
+
+@torch.no_grad()
+def blend_preview(low, high, seeds, truncation_psi=0.7, width=None, mapping='low', noise_mode='const', min_tile=96):
+    """uint8 [H, W, 3] grid. The same w (from the `mapping` model) is rendered by every column."""
+    check_same_architecture(low, high)
+    resolutions = low.synthesis.block_resolutions[:-1]
+    columns = [low] + [blend(low, high, r, width=width, mapping=mapping) for r in resolutions] + [high]
+    labels = ['low'] + [f'swap {r}' for r in resolutions] + ['high']
+    z = images.seed_latents(seeds, low.z_dim).to(next(low.parameters()).device)
+    ws = (low if mapping == 'low' else high).mapping(z, None, truncation_psi=truncation_psi)
+    rows = [images.to_uint8(G.synthesis(ws, noise_mode=noise_mode)) for G in columns]   # [cols][N, H, W, C]
+    tiles = np.stack(rows, axis=1).reshape(-1, *rows[0].shape[1:])                     # row-major: seed, column
+    tiles = images.enlarge(tiles, min_tile)
+    grid = images.make_grid(tiles, cols=len(columns))
+    return images.add_column_labels(grid, labels, tile_width=tiles.shape[2])

@@ -43,6 +43,24 @@ def make_grid(images, cols=None, pad=2, pad_value=255):
         grid[r * (h + pad): r * (h + pad) + h, col * (w + pad): col * (w + pad) + w] = im
     return grid
 
+def enlarge(images, min_size):
+    """Nearest-neighbour upscale [N, H, W, C] uint8 by an integer factor so H >= min_size (for tiny nets)."""
+    images = np.asarray(images)
+    k = max(1, -(-min_size // images.shape[1]))
+    return images.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else images
+
+def add_column_labels(grid, labels, tile_width, pad=2, height=14):
+    """Write one label above each column of a grid made by make_grid (PIL's built-in font)."""
+    from PIL import ImageDraw
+    grid = np.asarray(grid)
+    canvas = Image.new('RGB', (grid.shape[1], grid.shape[0] + height), (255, 255, 255))
+    canvas.paste(to_pil(grid).convert('RGB'), (0, height))
+    draw = ImageDraw.Draw(canvas)
+    for i, text in enumerate(labels):
+        x = i * (tile_width + pad)
+        draw.text((x + 1, 1), str(text), fill=(0, 0, 0))
+    return np.asarray(canvas)
+
 def save_grid(path, images, cols=None):
     save_image(path, make_grid(images, cols=cols))
 

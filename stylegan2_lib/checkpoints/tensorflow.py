@@ -69,7 +69,8 @@ def _fill(path, label, params, rules):
     for dst, (src, fn) in rules.items():
         if src not in params:
             raise CheckpointError(path, f'{label}: TensorFlow variable {src!r} (for {dst}) is missing')
-        out[dst] = torch.from_numpy(np.ascontiguousarray(fn(params[src]))).float()
+        # np.array, not np.ascontiguousarray, which turns 0-d arrays (TF's noise_strength) into shape [1].
+        out[dst] = torch.from_numpy(np.array(fn(params[src]), order='C')).float()
     return out
 
 #----------------------------------------------------------------------------
