@@ -32,24 +32,26 @@ class Checkpoint:
 #----------------------------------------------------------------------------
 # Build a network from its config and fill it from `state` ({NVlabs name: tensor}), strictly: every
 # parameter and buffer must be present with its shape and every tensor in `state` must be used.
+# Formats that do not store the FIR filters (TF, rosinality) pass keep_constructed=('resample_filter',):
+# those buffers keep the value the constructor gave them from the config, as legacy.py does.
 
-def build_network(path, label, cfg, state):
+def build_network(path, label, cfg, state, keep_constructed=()):
     net_class = Generator if isinstance(cfg, GeneratorConfig) else Discriminator
     assert isinstance(cfg, (GeneratorConfig, DiscriminatorConfig))
     net = net_class(cfg)
     expected = dict(net.state_dict())
-    missing = [k for k in expected if k not in state]
+    missing = [k for k in expected if k not in state and k.rsplit('.', 1)[-1] not in keep_constructed]
     unused = [k for k in state if k not in expected]
     if missing:
         raise CheckpointError(path, f'{label}: no tensor for {missing[0]}' + (f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''))
     if unused:
         raise CheckpointError(path, f'{label}: tensor {unused[0]} has no place in the network' + (f' (and {len(unused) - 1} more)' if len(unused) > 1 else ''))
-    for k, t in expected.items():
-        if tuple(state[k].shape) != tuple(t.shape):
-            raise CheckpointError(path, f'{label}: {k} has shape {list(state[k].shape)}, the network needs {list(t.shape)}')
+    for k, t in state.items():
+        if tuple(t.shape) != tuple(expected[k].shape):
+            raise CheckpointError(path, f'{label}: {k} has shape {list(t.shape)}, the network needs {list(expected[k].shape)}')
     with torch.no_grad():
-        for k, t in expected.items():
-            t.copy_(state[k].to(t.dtype))
+        for k, t in state.items():
+            expected[k].copy_(t.to(expected[k].dtype))
     return net.eval().requires_grad_(False)
 
 #----------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def _numpy_attr(*names):
 def _numpy_scalar():
     return _numpy_attr('_core.multiarray.scalar', 'core.multiarray.scalar')
 
-def _numpy_reconstruct():
+def numpy_reconstruct():
     return _numpy_attr('_core.multiarray._reconstruct', 'core.multiarray._reconstruct')
 
 def _allowlist():
@@ -150,7 +150,7 @@ def _allowlist():
     }
     for mod in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         table[(mod, 'scalar')] = _numpy_scalar()
-        table[(mod, '_reconstruct')] = _numpy_reconstruct()
+        table[(mod, '_reconstruct')] = numpy_reconstruct()
     for name, dtype in _STORAGE_DTYPES.items():
         table[('torch', name)] = StorageType(dtype)
     return table
