@@ -9,11 +9,12 @@ __version__ = '0.1.0'
 
 from .generator import Generator, GeneratorConfig, MappingNetwork, SynthesisNetwork
 from .discriminator import Discriminator, DiscriminatorConfig
-from .checkpoints import load, save, Checkpoint, CheckpointError, UnsafePickleError
+from .checkpoints import load, save, export, Checkpoint, CheckpointError, ExportError, UnsafePickleError
+from .blend import blend
 from .images import to_uint8, save_image, make_grid, save_grid, parse_seeds, generate_images
 
 __all__ = [
     'Generator', 'GeneratorConfig', 'MappingNetwork', 'SynthesisNetwork', 'Discriminator', 'DiscriminatorConfig',
-    'load', 'save', 'Checkpoint', 'CheckpointError', 'UnsafePickleError',
+    'load', 'save', 'export', 'blend', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError',
     'to_uint8', 'save_image', 'make_grid', 'save_grid', 'parse_seeds', 'generate_images',
 ]

@@ -13,14 +13,15 @@ import pickle
 import zipfile
 
 from .common import Checkpoint
-from .errors import CheckpointError, UnsafePickleError
+from .. import files
+from .errors import CheckpointError, ExportError, UnsafePickleError
 from .native import save, is_native, from_native
 from .nvlabs import from_nvlabs
-from .rosinality import from_rosinality
+from .rosinality import from_rosinality, rosinality_bytes
 from .safe_pickle import UnsafeGlobal, load_pickle, load_torch_legacy, load_torch_zip
-from .tensorflow import from_tensorflow, looks_like_tensorflow
+from .tensorflow import from_tensorflow, looks_like_tensorflow, tensorflow_pickle_bytes
 
-__all__ = ['load', 'save', 'detect_format', 'Checkpoint', 'CheckpointError', 'UnsafePickleError']
+__all__ = ['load', 'save', 'export', 'detect_format', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError']
 
 _LEGACY_TORCH_PREFIX = bytes.fromhex('80028a0a6cfc9c46f9206aa85019')   # pickle of torch's legacy magic number
 
@@ -80,3 +81,33 @@ def load(path, device='cpu'):
     for net in ck.networks().values():
         net.to(device)
     return ck
+
+#----------------------------------------------------------------------------
+# Export to the formats other tools load.
+
+EXTENSIONS = {'.pkl': 'nvlabs', '.pt': 'rosinality', '.pth': 'rosinality', '.safetensors': 'native'}
+FORMATS = ('nvlabs', 'rosinality', 'native')
+
+def export(path, ck_or_G, format=None, meta=None):
+    """Write a Checkpoint (or one Generator, taken as G_ema) as:
+    'nvlabs'     .pkl  the TensorFlow-StyleGAN2 layout NVlabs's legacy.load_network_pkl reads unmodified
+                       (and so their generate.py / projector.py); no code inside; fp16 and clamp settings kept
+    'rosinality' .pt   {g_ema, latent_avg, g, d, args} for their Generator(...).load_state_dict(strict=True)
+    'native'     .safetensors  this library's own format (configs and meta included)
+    The format comes from the extension when not given. Checks run first: a network the format cannot
+    hold raises ExportError and nothing is written; the write itself is atomic."""
+    nets = ck_or_G.networks() if isinstance(ck_or_G, Checkpoint) else {'G_ema': ck_or_G}
+    meta = dict(ck_or_G.meta if isinstance(ck_or_G, Checkpoint) else {}, **(meta or {}))
+    fmt = format or EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower())
+    if fmt not in FORMATS:
+        raise ExportError(f'{path}: cannot tell the format from the extension; give format= one of {FORMATS} '
+                          f'(or use {", ".join(EXTENSIONS)})' if format is None else f'{path}: unknown format {format!r}; one of {FORMATS}')
+    if fmt == 'native':
+        save(path, **nets, meta=meta)
+        return fmt
+    try:
+        data = (tensorflow_pickle_bytes if fmt == 'nvlabs' else rosinality_bytes)(**nets, **({'meta': meta} if fmt == 'rosinality' else {}))
+    except ExportError as e:
+        raise ExportError(f'{path}: {e}') from None
+    files.atomic_write_bytes(path, data)
+    return fmt

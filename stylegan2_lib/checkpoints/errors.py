@@ -12,3 +12,8 @@ class CheckpointError(ValueError):
 
 class UnsafePickleError(CheckpointError):
     """The file's pickle names a global outside the allowlist; nothing from it was called."""
+
+
+class ExportError(ValueError):
+    """A network cannot be written in the requested format (e.g. a channel table the layout cannot hold);
+    raised before anything is written."""

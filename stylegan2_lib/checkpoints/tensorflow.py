@@ -19,14 +19,15 @@ import copyreg
 import io
 import pickle
 import re
+import warnings
 
 import numpy as np
 import torch
 
-from ..discriminator import DiscriminatorConfig
+from ..discriminator import Discriminator, DiscriminatorConfig
 from ..generator import GeneratorConfig
 from .common import Checkpoint, build_network, plain
-from .errors import CheckpointError
+from .errors import CheckpointError, ExportError
 from .safe_pickle import TFNetworkRecord, numpy_reconstruct
 
 #----------------------------------------------------------------------------
@@ -209,9 +210,6 @@ def from_tensorflow(path, data):
 #----------------------------------------------------------------------------
 # Writing: the inverse of the above.
 
-class ExportError(ValueError):
-    """The network cannot be expressed in the target format; nothing was written."""
-
 def channel_formula(channels):
     """(channel_base, channel_max) with min(base // r, max) == channels[r] for every r and an even base
     (TF stores fmap_base = base / 2), or None when no such pair exists."""
@@ -304,12 +302,28 @@ class _Pickler(pickle._Pickler):
         self.write(pickle.GLOBAL + f'{target[0]}\n{target[1]}\n'.encode())
         self.memoize(obj)
 
+def placeholder_discriminator(cfg):
+    """An untrained D matching a generator (seeded, so files are reproducible): NVlabs's loader insists
+    on the (G, D, Gs) triple even where only the generator is used (generate.py, projector.py)."""
+    resolutions = [2 ** i for i in range(2, cfg.img_resolution.bit_length())]
+    d_cfg = DiscriminatorConfig(c_dim=cfg.c_dim, img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
+                                channels={r: cfg.channels[r] for r in resolutions}, num_fp16_res=cfg.num_fp16_res,
+                                conv_clamp=cfg.conv_clamp, mapping_layers=0 if cfg.c_dim else 8)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return Discriminator(d_cfg)
+
 def tensorflow_pickle_bytes(G=None, D=None, G_ema=None):
-    """(G, D, Gs) when G and D are given, else the single Gs network, as legacy.load_network_pkl reads them."""
+    """The (G, D, Gs) triple NVlabs's legacy.load_network_pkl reads. A missing G is written as a copy of
+    G_ema, a missing D as an untrained placeholder (with a warning)."""
     if G_ema is None:
         raise ExportError('the NVlabs/TF layout needs G_ema')
-    Gs = tf_generator('G_ema', G_ema, 'Gs')
-    obj = (tf_generator('G', G, 'G'), tf_discriminator('D', D), Gs) if G is not None and D is not None else Gs
+    Gs = tf_generator('G_ema', G_ema, 'Gs')                 # checks first: nothing is said or written on failure
+    G = tf_generator('G', G, 'G') if G is not None else Gs
+    if D is None:
+        warnings.warn('no discriminator given: the .pkl carries an untrained placeholder D (NVlabs\'s loader requires one)')
+        D = placeholder_discriminator(G_ema.cfg)
+    obj = (G, tf_discriminator('D', D), Gs)
     buf = io.BytesIO()
     _Pickler(buf, protocol=4).dump(obj)
     return buf.getvalue()
