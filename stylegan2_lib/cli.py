@@ -1,19 +1,23 @@
-"""Command line: `stylegan2-lib info PATH` and `stylegan2-lib generate ...` (also `python -m stylegan2_lib`).
+"""Command line: `stylegan2-lib info | generate | blend | convert` (also `python -m stylegan2_lib`).
 
-Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA)
-is one line on stderr and exit status 1, without a traceback.
+Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
+a blend or export that cannot work) is one line on stderr and exit status 1, without a traceback, and
+nothing is written.
 """
 
 import argparse
 import json
 import os
 import sys
+import warnings
 
 import torch
 
 from . import images
-from .assets import DEFAULT_NETWORK
-from .checkpoints import CheckpointError, load
+from .assets import DEFAULT_NETWORK, DEMO_HIGH, DEMO_LOW
+from .blend import blend, blend_preview, check_same_architecture, swap_weights
+from .checkpoints import EXTENSIONS, FORMATS, CheckpointError, ExportError, export, load
+from .data import prepare_dataset
 from .summary import describe, format_summary
 
 
@@ -67,9 +71,129 @@ def cmd_generate(args):
     return 0
 
 #----------------------------------------------------------------------------
+# Checks on output paths, made before anything is loaded or written.
+
+def output_format(path, fmt):
+    """--format, else the one the extension names (as sg.export picks it)."""
+    if fmt is not None:
+        return fmt
+    found = EXTENSIONS.get(os.path.splitext(path)[1].lower())
+    if found is None:
+        raise UsageError(f'{path}: cannot tell the format from the extension (one of {", ".join(EXTENSIONS)}); '
+                         f'give --format {"|".join(FORMATS)}')
+    return found
+
+def check_writable(path, what):
+    """`path` can be created: not a directory, and its nearest existing parent is a writable directory."""
+    if os.path.isdir(path):
+        raise UsageError(f'{path}: {what} is a directory; give a file name')
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f'{path}: cannot create {what}: {parent} is not a directory')
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f'{path}: cannot create {what}: {parent} is not writable')
+
+def load_generator(path, what, device='cpu'):
+    G = load(path, device=device).generator
+    if G is None:
+        raise UsageError(f'{path}: {what}: the checkpoint holds no generator')
+    return G
+
+def export_quietly(path, net, fmt, meta=None):
+    """sg.export, with its warnings (e.g. the placeholder D of an NVlabs .pkl) as one stderr line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        export(path, net, format=fmt, meta=meta)
+    for w in caught:
+        print(f'stylegan2-lib: warning: {w.message}', file=sys.stderr)
+
+#----------------------------------------------------------------------------
+
+def cmd_blend(args):
+    # Everything that can be checked without the networks, first.
+    fmt = output_format(args.out, args.format)
+    check_writable(args.out, '--out')
+    if args.width is not None and args.width < 0:
+        raise UsageError(f'--width {args.width:g}: give 0 (hard swap) or more')
+    if args.preview is not None:
+        try:
+            seeds = images.parse_seeds(args.seeds)
+        except ValueError as e:
+            raise UsageError(f'--seeds: {e}') from None
+        if os.path.abspath(args.preview) == os.path.abspath(args.out):
+            raise UsageError(f'{args.out}: --out and --preview are the same file')
+        check_writable(args.preview, '--preview')
+        if not args.preview.lower().endswith('.png'):
+            raise UsageError(f'{args.preview}: --preview is written as PNG; give a .png file name')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise UsageError('--device cuda: CUDA is not available here; use --device cpu')
+
+    # Then the networks: both load, one architecture, a block resolution.
+    low = load_generator(args.low, '--low', args.device)
+    high = load_generator(args.high, '--high', args.device)
+    try:
+        check_same_architecture(low, high)
+    except ValueError as e:
+        raise UsageError(f'{args.low} (--low) and {args.high} (--high): {e}') from None
+    try:
+        swap_weights(low, args.resolution, args.width)
+    except ValueError as e:
+        raise UsageError(f'--resolution {args.resolution}: {e}') from None
+    if args.preview is not None and low.c_dim > 0:
+        raise UsageError(f'--preview: these networks are conditional (c_dim {low.c_dim}); the preview renders unconditional networks only')
+
+    G = blend(low, high, args.resolution, width=args.width, mapping=args.mapping)
+    meta = {'blend': {'low': os.path.basename(args.low), 'high': os.path.basename(args.high), 'resolution': args.resolution,
+                      'width': args.width, 'mapping': args.mapping}}
+    # The export checks that the format can hold the network before it writes; the preview comes after,
+    # so a failed export leaves no preview behind.
+    existed = os.path.exists(args.out)
+    export_quietly(args.out, G, fmt, meta)
+    if args.preview is not None:
+        try:
+            grid = blend_preview(low, high, seeds, truncation_psi=args.trunc, width=args.width, mapping=args.mapping)
+            images.save_image(args.preview, grid)
+        except BaseException:
+            if not existed:                # all or nothing: no blend file without the preview asked for
+                os.remove(args.out)
+            raise
+    how = 'hard swap' if not args.width else f'smooth, width {args.width:g}'
+    print(f'wrote {args.out} ({fmt}): blocks <= {args.resolution} from {args.low}, above from {args.high} ({how}), '
+          f'mapping from {args.mapping}')
+    if args.preview is not None:
+        swaps = low.synthesis.block_resolutions[:-1]
+        print(f'wrote {args.preview}: {len(seeds)} seeds x {len(swaps) + 2} columns '
+              f'(low | swap at {", ".join(map(str, swaps))} | high)')
+    return 0
+
+def cmd_convert(args):
+    fmt = output_format(args.output, args.format)
+    check_writable(args.output, 'OUT')
+    ck = load(args.input)
+    export_quietly(args.output, ck, fmt)
+    print(f'wrote {args.output} ({fmt}; {", ".join(ck.networks())} from {args.input})')
+    return 0
+
+def cmd_dataset(args):
+    check_writable(args.dest, 'DEST')
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            written, skipped = prepare_dataset(args.src, args.dest, args.resolution, progress=sys.stderr.isatty())
+    except ValueError as e:        # no images, none readable, a bad --resolution or DEST
+        raise UsageError(str(e)) from None
+    for w in caught:                # the unreadable files left out, as one line
+        print(f'stylegan2-lib: warning: {w.message}', file=sys.stderr)
+    print(f'wrote {args.dest}: {written} images ({args.resolution}x{args.resolution}) from {args.src}'
+          + (f'; skipped {skipped} unreadable file{"s" if skipped != 1 else ""}' if skipped else ''))
+    return 0
+
+#----------------------------------------------------------------------------
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='stylegan2-lib', description='StyleGAN2 checkpoints: inspect them, sample them.')
+    parser = argparse.ArgumentParser(prog='stylegan2-lib', description='StyleGAN2 checkpoints: inspect, sample, blend and convert them.')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
     p = sub.add_parser('info', help='what a checkpoint holds (any supported format)',
@@ -91,6 +215,45 @@ def build_parser():
     p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda when available, else cpu')
     p.add_argument('--batch-size', type=int, default=8, metavar='N', help='images per forward pass (default: 8)')
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser('blend', help='low-resolution layers of one generator, high-resolution layers of another',
+                       description='Layer-swapping blend (docs/blending.md): synthesis blocks at resolutions <= RES from '
+                                   '--low, blocks above from --high, the mapping network from --mapping; written with the '
+                                   'format of --out. With --preview, also a PNG grid: one row per seed, columns '
+                                   'low | swap at every resolution | high.')
+    p.add_argument('--low', default=str(DEMO_LOW), metavar='PATH',
+                   help='generator for the blocks <= RES (default: the bundled demo-low, abstract patterns)')
+    p.add_argument('--high', default=str(DEMO_HIGH), metavar='PATH',
+                   help='generator for the blocks above RES (default: the bundled demo-high, abstract patterns)')
+    p.add_argument('--resolution', type=int, required=True, metavar='RES',
+                   help='swap point: a block resolution (4, 8, ..., the image size), or 0 for every block from --high')
+    p.add_argument('--width', type=float, default=None, metavar='W', help='smooth blend of this width (default: hard swap)')
+    p.add_argument('--mapping', choices=['low', 'high'], default='low', help='whose mapping network and w_avg (default: low)')
+    p.add_argument('--out', required=True, metavar='PATH', help='the blended generator, as G_ema (.pkl, .pt, .safetensors)')
+    p.add_argument('--format', choices=FORMATS, default=None, help='default: from the extension of --out')
+    p.add_argument('--preview', default=None, metavar='PNG', help='also write a preview grid here')
+    p.add_argument('--seeds', default='0-5', help="preview rows, e.g. '0-5' or '1,5,10-12' (default: 0-5)")
+    p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
+    p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda when available, else cpu')
+    p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser('convert', help='write a checkpoint in another format',
+                       description='Load any supported checkpoint and write it as an NVlabs .pkl (TF-StyleGAN2 layout), '
+                                   'a rosinality .pt or a stylegan2_lib .safetensors file.')
+    p.add_argument('input', metavar='IN', help='checkpoint file (.pkl, .pt, .safetensors)')
+    p.add_argument('output', metavar='OUT', help='file to write (.pkl, .pt, .pth, .safetensors)')
+    p.add_argument('--format', choices=FORMATS, default=None, help='default: from the extension of OUT')
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser('dataset', help='prepare a training zip from a folder or zip of images',
+                       description='Read every image of SRC (a folder, searched recursively, or a zip; .jpg .jpeg .png .webp '
+                                   '.bmp), apply EXIF orientation, convert to RGB (transparency onto white), centre-crop '
+                                   'to a square, resize to RES and write DEST.zip: 00000000.png, ... and dataset.json. '
+                                   'Unreadable files are skipped and listed in one warning.')
+    p.add_argument('src', metavar='SRC', help='folder or .zip of images')
+    p.add_argument('dest', metavar='DEST.zip', help='zip file to write (replaced only once complete)')
+    p.add_argument('--resolution', type=int, required=True, metavar='RES', help='image size, a power of two (e.g. 256)')
+    p.set_defaults(func=cmd_dataset)
     return parser
 
 def main(argv=None):
@@ -99,7 +262,7 @@ def main(argv=None):
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     try:
         return args.func(args)
-    except (CheckpointError, UsageError) as e:
+    except (CheckpointError, ExportError, UsageError) as e:
         message = str(e)
     except OSError as e:      # e.g. an output folder that cannot be written
         message = f'{e.filename}: {e.strerror}' if e.filename else str(e)

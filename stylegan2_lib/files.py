@@ -17,6 +17,8 @@ def atomic_write_bytes(path, data: bytes):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the old file's mode, or the usual 0644.
+        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -11,10 +11,10 @@ PKG = Path(__file__).resolve().parents[1] / 'stylegan2_lib'
 
 LAYERS = {
     'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0,
-    'layers': 1, 'images': 1,
+    'layers': 1, 'images': 1, 'data': 1,
     'generator': 2,
     'discriminator': 3,
-    'checkpoints': 4, 'blend': 4,
+    'checkpoints': 4, 'blend': 4, 'train': 5,
     'summary': 5,
     'cli': 6, '__main__': 7, '__init__': 8,
 }

@@ -1,10 +1,16 @@
-"""Regenerate the bundled default network from the tiny32 reference pickle, reproducibly.
+"""Regenerate the bundled networks from the tiny32 reference pickle, reproducibly.
 
-    python tools/make_assets.py           # writes assets/tiny32.safetensors and stylegan2_lib/assets/tiny32.safetensors
-    python tools/make_assets.py --check   # writes nothing; exit 1 if either file differs from a fresh conversion
+    python tools/make_assets.py           # writes every file below into assets/ and stylegan2_lib/assets/
+    python tools/make_assets.py --check   # writes nothing; exit 1 if any file differs from a fresh conversion
 
-The conversion is sg.load (restricted unpickler, nothing executed) then sg.save: every tensor of G, D and
-G_ema is copied as is, so the networks compute exactly what the pickle's networks compute.
+Files (the same bytes in both folders):
+    tiny32.safetensors     the pickle's G, D and G_ema: the default network of `stylegan2-lib generate`
+    demo-low.safetensors   the pickle's G_ema, saved as G_ema: the default --low of `stylegan2-lib blend`
+    demo-high.safetensors  the pickle's G (the non-EMA generator, perturbed differently), saved as G_ema:
+                           the default --high of `stylegan2-lib blend`
+
+The conversion is sg.load (restricted unpickler, nothing executed) then sg.save: every tensor is copied as
+is, so the networks compute exactly what the pickle's networks compute.
 """
 
 import argparse
@@ -20,27 +26,48 @@ import stylegan2_lib as sg  # noqa: E402  (after the path set-up, so a checkout 
 from stylegan2_lib.files import atomic_write_bytes  # noqa: E402
 
 SOURCE = 'tests/data/tiny32/network-snapshot-000000.pkl'
-TARGETS = ['assets/tiny32.safetensors', 'stylegan2_lib/assets/tiny32.safetensors']
+FOLDERS = ['assets', 'stylegan2_lib/assets']
+DEMO_NOTE = ('one half of the bundled blend demo pair: same architecture as the other half, untrained perturbed-random '
+             'weights; draws abstract colour patterns, not faces')
+
+# file name -> (which networks of the pickle, under which names, and what the file is)
+ASSETS = {
+    'tiny32.safetensors': (
+        {'G': 'G', 'D': 'D', 'G_ema': 'G_ema'},
+        {'name': 'tiny32',
+         'description': 'tiny perturbed-random 32x32 StyleGAN2 reference network; draws abstract colour patterns, not faces'}),
+    'demo-low.safetensors': (
+        {'G_ema': 'G_ema'},
+        {'name': 'demo-low', 'description': f'the tiny32 reference pickle\'s G_ema; {DEMO_NOTE}'}),
+    'demo-high.safetensors': (
+        {'G_ema': 'G'},
+        {'name': 'demo-high', 'description': f'the tiny32 reference pickle\'s G (its non-EMA generator, perturbed differently '
+                                             f'from G_ema), saved as G_ema; {DEMO_NOTE}'}),
+}
 
 #----------------------------------------------------------------------------
 
 def convert():
-    """The bytes of the bundled file: same input, same bytes (no paths, dates or versions in the meta)."""
+    """{file name: bytes}: same input, same bytes (no paths, dates or versions in the meta)."""
     src = ROOT / SOURCE
     ck = sg.load(src)
-    meta = {
-        'name':                'tiny32',
-        'description':         'tiny perturbed-random 32x32 StyleGAN2 reference network; draws abstract colour patterns, not faces',
-        'converted_from':      SOURCE,
-        'source_format':       ck.meta['format'],
-        'source_sha256':       hashlib.sha256(src.read_bytes()).hexdigest(),
-        'training_set_kwargs': ck.meta.get('training_set_kwargs'),
-        'made_by':             'tools/make_assets.py',
-    }
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / 'tiny32.safetensors'
-        sg.save(out, **ck.networks(), meta=meta)
-        return out.read_bytes()
+        for filename, (nets, info) in ASSETS.items():
+            meta = {
+                **info,
+                'converted_from':      SOURCE,
+                'source_format':       ck.meta['format'],
+                'source_sha256':       hashlib.sha256(src.read_bytes()).hexdigest(),
+                'training_set_kwargs': ck.meta.get('training_set_kwargs'),
+                'made_by':             'tools/make_assets.py',
+            }
+            if set(nets) != set(nets.values()):
+                meta['networks_from'] = {ours: f'{theirs} of the source' for ours, theirs in nets.items()}
+            path = Path(tmp) / filename
+            sg.save(path, **{ours: getattr(ck, theirs) for ours, theirs in nets.items()}, meta=meta)
+            out[filename] = path.read_bytes()
+    return out
 
 #----------------------------------------------------------------------------
 
@@ -48,22 +75,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--check', action='store_true', help='compare with the files on disk; write nothing')
     args = parser.parse_args(argv)
-    data = convert()
-    digest = hashlib.sha256(data).hexdigest()
-    stale = []
-    for rel in TARGETS:
-        path = ROOT / rel
-        if args.check:
-            if not path.is_file() or path.read_bytes() != data:
-                stale.append(rel)
-        else:
-            atomic_write_bytes(path, data)
-            print(f'wrote {rel} ({len(data)} bytes, sha256 {digest})')
+    stale, checked = [], []
+    for filename, data in convert().items():
+        digest = hashlib.sha256(data).hexdigest()
+        for folder in FOLDERS:
+            rel = f'{folder}/{filename}'
+            path = ROOT / rel
+            if args.check:
+                if not path.is_file() or path.read_bytes() != data:
+                    stale.append(rel)
+                else:
+                    checked.append(f'{rel} (sha256 {digest})')
+            else:
+                atomic_write_bytes(path, data)
+                print(f'wrote {rel} ({len(data)} bytes, sha256 {digest})')
     if stale:
         print(f'out of date: {", ".join(stale)}; run python tools/make_assets.py', file=sys.stderr)
         return 1
     if args.check:
-        print(f'up to date: {", ".join(TARGETS)} (sha256 {digest})')
+        print('up to date:\n  ' + '\n  '.join(checked))
     return 0
 
 if __name__ == '__main__':
