@@ -190,7 +190,54 @@ def cmd_dataset(args):
           + (f'; skipped {skipped} unreadable file{"s" if skipped != 1 else ""}' if skipped else ''))
     return 0
 
+def cmd_train(args):
+    from .train import TrainOptions, TrainingError, train     # torch.distributed etc. only when training
+    fields = {f for f in TrainOptions.__dataclass_fields__}
+    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    try:
+        opts = TrainOptions(**values)
+        run_dir = train(opts)
+    except (TrainingError, ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    print(f'run finished: {run_dir}')
+    return 0
+
 #----------------------------------------------------------------------------
+
+def add_train_parser(sub):
+    p = sub.add_parser('train', help='fine-tune a generator (or train one from scratch) with snapshots',
+                       description='StyleGAN2-ADA training (stylegan2-ada-pytorch paper256 transfer config): snapshots '
+                                   'every --snap kimg, named with their epoch, each with a sample grid; --resume RUN_DIR '
+                                   'continues a run where its last snapshot left it.')
+    a = p.add_argument
+    a('--data', required=True, metavar='DIR_OR_ZIP', help='training images: a folder or a zip (see `dataset`)')
+    a('--outdir', required=True, metavar='DIR', help='runs are created inside it as NNNNN-<data name>')
+    a('--resume', metavar='FILE_OR_RUN', help='network to fine-tune (any supported format) or a run directory to continue')
+    a('--kimg', type=float, help='training length in thousands of images (default: 40)')
+    a('--snap', type=float, help='snapshot interval in kimg (default: 4)')
+    a('--snap-epochs', type=int, help='also snapshot every N epochs')
+    a('--tick', type=float, help='progress / metrics interval in kimg (default: 1)')
+    a('--batch', type=int, help='batch size (default: 8)')
+    a('--gamma', type=float, help='R1 weight (default: 0.0002 * resolution^2 / batch)')
+    a('--aug', choices=['ada', 'fixed', 'none'], help='augmentation: adaptive p, fixed p, none (default: ada)')
+    a('--augpipe', choices=['bgc', 'bg', 'b', 'g', 'c'], help="augmentation groups (default: bgc)")
+    a('--target', type=float, help='ADA target for E[sign(D(real))] (default: 0.6)')
+    a('--p', type=float, help='initial (ada) or fixed augmentation probability (default: 0)')
+    a('--freezed', type=int, help='FreezeD: freeze the first K discriminator blocks from the image side')
+    a('--freeze-g', type=int, metavar='RES', help='freeze the synthesis blocks at resolutions <= RES')
+    a('--freeze-mapping', action='store_true', default=None, help="freeze G's mapping network")
+    a('--mirror', action='store_true', default=None, help='x-flip the dataset (doubles it)')
+    a('--lr', type=float, help='Adam learning rate (default: 0.0025)')
+    a('--seed', type=int, help='random seed (default: 0)')
+    a('--workers', type=int, help='data loader processes (default: 2)')
+    a('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
+    a('--resolution', type=int, help='from scratch only: image size')
+    a('--z-dim', type=int, help='from scratch only (default 512)')
+    a('--w-dim', type=int, help='from scratch only (default 512)')
+    a('--mapping-layers', type=int, help='from scratch only (default 8)')
+    a('--channel-base', type=int, help='from scratch only (default 32768)')
+    a('--channel-max', type=int, help='from scratch only (default 512)')
+    p.set_defaults(func=cmd_train)
 
 def build_parser():
     parser = argparse.ArgumentParser(prog='stylegan2-lib', description='StyleGAN2 checkpoints: inspect, sample, blend and convert them.')
@@ -254,11 +301,12 @@ def build_parser():
     p.add_argument('dest', metavar='DEST.zip', help='zip file to write (replaced only once complete)')
     p.add_argument('--resolution', type=int, required=True, metavar='RES', help='image size, a power of two (e.g. 256)')
     p.set_defaults(func=cmd_dataset)
+    add_train_parser(sub)
     return parser
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if getattr(args, 'device', 'cpu') is None:
+    if getattr(args, 'device', 'cpu') is None and args.command != 'train':
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     try:
         return args.func(args)
