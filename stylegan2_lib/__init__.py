@@ -3,6 +3,9 @@
     import stylegan2_lib as sg
     ck = sg.load('ffhq.pkl')                    # any common StyleGAN2 checkpoint format, loaded safely
     img = ck.G_ema(z, None, truncation_psi=0.7, noise_mode='const')   # [N, 3, H, W], about [-1, 1]
+    G = sg.blend(ck.G_ema, toon.G_ema, 16)      # low layers of one generator, high layers of another
+    sg.export('stylizer.pkl', G)                # NVlabs-, rosinality- or our format
+    sg.train(sg.TrainOptions(resume='ffhq.pkl', data='anime.zip', outdir='runs'))   # fine-tune with snapshots
 """
 
 __version__ = '0.1.0'
@@ -11,10 +14,13 @@ from .generator import Generator, GeneratorConfig, MappingNetwork, SynthesisNetw
 from .discriminator import Discriminator, DiscriminatorConfig
 from .checkpoints import load, save, export, Checkpoint, CheckpointError, ExportError, UnsafePickleError
 from .blend import blend
+from .data import ImageDataset, prepare_dataset
+from .train import TrainOptions, train
 from .images import to_uint8, save_image, make_grid, save_grid, parse_seeds, generate_images
 
 __all__ = [
     'Generator', 'GeneratorConfig', 'MappingNetwork', 'SynthesisNetwork', 'Discriminator', 'DiscriminatorConfig',
     'load', 'save', 'export', 'blend', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError',
     'to_uint8', 'save_image', 'make_grid', 'save_grid', 'parse_seeds', 'generate_images',
+    'ImageDataset', 'prepare_dataset', 'TrainOptions', 'train',
 ]

@@ -193,3 +193,22 @@ def test_cli_train(faces, tmp_path):
     assert sg.load(path).meta['augment_p'] == pytest.approx(0.3)     # fixed p stays put
     opts = json.loads((run / 'options.json').read_text())
     assert opts['mirror'] is True and opts['aug'] == 'fixed'
+
+
+def test_gradients_through_conv_clamp_and_r1():
+    # A clamp that really bites (|activations| > 0.5 are cut) must still give finite, non-zero gradients
+    # to every trainable weight, including through R1's second-order term.
+    torch.manual_seed(0)
+    G = sg.Generator(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=1, conv_clamp=0.5).train()
+    D = sg.Discriminator(img_resolution=8, channel_base=64, channel_max=8, conv_clamp=0.5).train()
+    loss = loop.StyleGAN2Loss(G, D, None, r1_gamma=1.0)
+    z = torch.randn(4, 8)
+    loss.G_main(z, None).mean().backward()
+    pl, _ = loss.G_pl(z, None)
+    pl.mean().backward()
+    r1, _ = loss.D_r1(torch.randn(4, 3, 8, 8), None)
+    r1.mean().backward()
+    for net in (G, D):
+        for name, p in net.named_parameters():
+            if name.endswith('weight'):
+                assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
