@@ -1,0 +1,142 @@
+"""Projection into W / W+ (NVlabs projector semantics) and the perceptual distances it uses."""
+
+import functools
+import hashlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import stylegan2_lib as sg
+from stylegan2_lib import perceptual
+from stylegan2_lib.project import noise_regularisation, project, save_projected_w
+
+
+@pytest.fixture(scope='module')
+def target(tiny32):
+    """An image the generator can make exactly: G(w) for a known w (truncated toward the mean)."""
+    G = tiny32.G_ema
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, 64, generator=torch.Generator().manual_seed(5)), None, truncation_psi=0.7)
+        img = G.synthesis(ws, noise_mode='const')
+    return ((img[0] + 1) * 127.5).clamp(0, 255), img
+
+
+def test_projection_fits_a_generated_target(tiny32, target):
+    G = tiny32.G_ema
+    t255, img = target
+    fits = {}
+    for w_plus in (False, True):
+        p = project(G, t255, steps=60, w_plus=w_plus, loss='pixel', progress=False)
+        assert p.method == 'pixel' and p.ws.shape == (1, G.num_ws, G.w_dim)
+        assert p.loss[-1] < p.loss[0] / 5                           # the error falls by a large factor
+        if not w_plus:
+            assert torch.equal(p.ws[:, 0], p.ws[:, -1])              # W: one w for every layer
+        with torch.no_grad():
+            fits[w_plus] = float((G.synthesis(p.ws, noise=p.noise) - img).square().mean())
+        # noise regularisation + renormalisation keep the maps N(0, 1)-like
+        for v in p.noise:
+            assert abs(float(v.mean())) < 1e-4 and abs(float(v.var(unbiased=False)) - 1) < 1e-3
+    assert fits[True] <= fits[False] * 1.05                          # W+ fits at least as well as W
+
+
+def test_noise_regularisation_penalises_correlated_noise():
+    white = [torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))]
+    smooth = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(white[0], [1, 1, 1, 1], mode='circular'), 3, stride=1)
+    smooth = [(smooth - smooth.mean()) / smooth.std()]              # same variance, neighbours correlated
+    assert noise_regularisation(smooth) > 10 * noise_regularisation(white)
+
+
+def test_projected_w_npz_is_nvlabs_format(tmp_path, tiny32):
+    ws = torch.randn(1, tiny32.G_ema.num_ws, 64)
+    save_projected_w(tmp_path / 'projected_w.npz', ws)
+    data = np.load(tmp_path / 'projected_w.npz')
+    assert list(data.keys()) == ['w'] and data['w'].shape == (1, 8, 64) and data['w'].dtype == np.float32
+    np.testing.assert_array_equal(data['w'], ws.numpy())
+
+#----------------------------------------------------------------------------
+# Distances.
+
+def _fake_vgg16_file(path, legacy=True):
+    """A file in torchvision's vgg16 state-dict format (random weights; the real one is not offline)."""
+    torch.manual_seed(0)
+    state = {}
+    for idx, (cin, cout) in zip([0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28], perceptual._VGG_CHANNELS):
+        state[f'features.{idx}.weight'] = torch.randn(cout, cin, 3, 3) * (2 / (9 * cin)) ** 0.5
+        state[f'features.{idx}.bias'] = torch.zeros(cout)
+    state['classifier.0.weight'] = torch.zeros(4, 4)                  # present in theirs, unused here
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)
+    return state
+
+
+@pytest.mark.parametrize('legacy', [True, False])
+def test_vgg16_distance_from_a_torchvision_format_file(tmp_path, legacy):
+    _fake_vgg16_file(tmp_path / 'vgg16.pth', legacy)
+    dist = perceptual.load_vgg16(tmp_path / 'vgg16.pth')
+    a = torch.rand(2, 3, 32, 32) * 2 - 1
+    b = a.flip(3)
+    feats_a = dist.features(a)
+    assert [f.shape[1] for f in feats_a] == [64, 128, 256, 512, 512]
+    assert torch.allclose(dist(a, feats_a), torch.zeros(2), atol=1e-6)
+    assert (dist(b, feats_a) > 1e-3).all()
+
+
+def test_vgg16_with_lpips_weights(tmp_path):
+    _fake_vgg16_file(tmp_path / 'vgg16.pth')
+    lin = {f'lin{i}.model.1.weight': torch.rand(1, c, 1, 1) for i, c in enumerate([64, 128, 256, 512, 512])}
+    torch.save(lin, tmp_path / 'vgg.pth')
+    plain = perceptual.load_vgg16(tmp_path / 'vgg16.pth')
+    weighted = perceptual.load_vgg16(tmp_path / 'vgg16.pth', tmp_path / 'vgg.pth')
+    a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    feats = weighted.features(a)
+    expected = sum(((perceptual._unit(x) - perceptual._unit(y)).square() * lin[f'lin{i}.model.1.weight']).sum(1).mean()
+                   for i, (x, y) in enumerate(zip(weighted.features(b), feats)))
+    torch.testing.assert_close(weighted(b, feats), expected.reshape(1))
+    assert not torch.allclose(weighted(b, feats), plain(b, plain.features(a)))
+
+
+def test_missing_vgg16_is_a_clear_error_offline(tmp_path, monkeypatch):
+    monkeypatch.setattr(perceptual, 'CACHE', tmp_path)
+    with pytest.raises(FileNotFoundError, match='VGG16 weights not found'):
+        perceptual.load_vgg16()
+    with pytest.raises(sg.CheckpointError, match='not torchvision VGG16 weights'):
+        torch.save({'x': torch.zeros(1)}, tmp_path / 'other.pth')
+        perceptual.load_vgg16(tmp_path / 'other.pth')
+
+
+def test_auto_falls_back_to_the_discriminator(tmp_path, monkeypatch, tiny32, target):
+    monkeypatch.setattr(perceptual, 'CACHE', tmp_path)
+    p = project(tiny32.G_ema, target[0], steps=2, D=tiny32.D, progress=False)
+    assert p.method == 'discriminator'
+    _fake_vgg16_file(tmp_path / 'vgg16-397923af.pth')
+    assert project(tiny32.G_ema, target[0], steps=2, D=tiny32.D, progress=False).method == 'vgg'
+
+
+def test_discriminator_distance(tiny32):
+    dist = perceptual.DiscriminatorDistance(tiny32.D)
+    a = torch.rand(2, 3, 32, 32) * 2 - 1
+    feats = dist.features(a)
+    assert len(feats) == len(tiny32.D.block_resolutions)
+    assert torch.allclose(dist(a, feats), torch.zeros(2), atol=1e-6) and (dist(a.flip(2), feats) > 0).all()
+
+
+def test_download_from_a_local_server(tmp_path):
+    served = tmp_path / 'served'
+    served.mkdir()
+    payload = b'weights' * 1000
+    (served / 'w.pth').write_bytes(payload)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f'http://127.0.0.1:{server.server_port}/w.pth'
+        good = hashlib.sha256(payload).hexdigest()[:8]
+        assert perceptual.download(url, tmp_path / 'cache' / 'w.pth', good).read_bytes() == payload
+        with pytest.raises(sg.CheckpointError, match='checksum mismatch'):
+            perceptual.download(url, tmp_path / 'cache' / 'bad.pth', '00000000')
+        assert not (tmp_path / 'cache' / 'bad.pth').exists()
+    finally:
+        server.shutdown()
