@@ -1,0 +1,53 @@
+"""Stylize a photo: align it like FFHQ, project it into the base (real-face) generator, render that
+latent with the blended generator(s).
+
+    result = stylize(photo, base, styled=toon, resolution=16)          # or blended=G, or resolutions=None
+    result.aligned, result.projected, result.stylized[16], result.strip  # PIL images
+"""
+
+import dataclasses
+import numpy as np
+import torch
+from PIL import Image
+
+from . import images
+from .align import align_face, centre_crop
+from .blend import blend, check_same_architecture
+from .project import Projection, project
+
+
+@dataclasses.dataclass
+class Stylized:
+    aligned:    Image.Image                 # the photo as the generator sees it
+    projected:  Image.Image                 # base generator's rendering of the projection
+    stylized:   dict                        # {label: PIL image}: one per blend (swap resolution or 'blended')
+    strip:      Image.Image                 # aligned | projected | stylized..., labelled
+    projection: Projection
+
+def _render(G, projection):
+    with torch.no_grad():
+        img = G.synthesis(projection.ws.to(next(G.parameters()).device), noise=projection.noise, force_fp32=True)
+    return Image.fromarray(images.to_uint8(img)[0])
+
+def stylize(photo, base, styled=None, blended=None, resolution=None, width=None, mapping='low', align=True,
+            steps=300, loss='auto', D=None, w_plus=False, progress=True, callback=None):
+    """`blended` renders directly; otherwise `styled` is blended with `base` at `resolution` (or, with
+    resolution=None, at every block resolution below the image size, for a strip)."""
+    if blended is None and styled is None:
+        raise ValueError('give the styled generator (styled=...) or a ready blend (blended=...)')
+    for other in (styled, blended):
+        if other is not None:
+            check_same_architecture(base, other)
+    size = base.img_resolution
+    aligned = align_face(photo, size=size) if align else centre_crop(photo, size=size)
+    projection = project(base, np.asarray(aligned), steps=steps, loss=loss, D=D, w_plus=w_plus, progress=progress, callback=callback)
+    if blended is not None:
+        renders = {'blended': _render(blended, projection)}
+    else:
+        swaps = [resolution] if resolution is not None else base.synthesis.block_resolutions[:-1]
+        renders = {f'swap {r}': _render(blend(base, styled, r, width=width, mapping=mapping), projection) for r in swaps}
+    projected = _render(base, projection)
+    tiles = images.enlarge(np.stack([np.asarray(t) for t in [aligned, projected, *renders.values()]]), 96)
+    grid = images.make_grid(tiles, cols=len(tiles))
+    strip = Image.fromarray(images.add_column_labels(grid, ['photo', 'projected', *renders], tile_width=tiles.shape[2]))
+    return Stylized(aligned, projected, renders, strip, projection)
