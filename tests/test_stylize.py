@@ -25,7 +25,7 @@ def test_stylize_strip_over_all_swap_resolutions(tiny32):
     # every rendering is of the same projected latent and noise
     with torch.no_grad():
         expected = blend(base, styled, 8).synthesis(r.projection.ws, noise=r.projection.noise)
-    got = torch.from_numpy(np.asarray(r.stylized['swap 8'])).permute(2, 0, 1).float()
+    got = torch.from_numpy(np.array(r.stylized["swap 8"])).permute(2, 0, 1).float()
     assert (got - (expected[0] * 127.5 + 128).clamp(0, 255).to(torch.uint8).float()).abs().max() <= 1
     # the aligned photo is the FFHQ crop at the generator's resolution
     np.testing.assert_array_equal(np.asarray(r.aligned), np.asarray(align.align_face(grace_hopper(), size=32)))
