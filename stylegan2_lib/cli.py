@@ -1,4 +1,4 @@
-"""Command line: `stylegan2-lib info | generate | blend | convert` (also `python -m stylegan2_lib`).
+"""Command line: `stylegan2-lib info | generate | blend | demo | convert | dataset | train` (also `python -m stylegan2_lib`).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
 a blend or export that cannot work) is one line on stderr and exit status 1, without a traceback, and
@@ -14,10 +14,11 @@ import warnings
 import torch
 
 from . import images
-from .assets import DEFAULT_NETWORK, DEMO_HIGH, DEMO_LOW
+from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
 from .blend import blend, blend_preview, check_same_architecture, swap_weights
 from .checkpoints import EXTENSIONS, FORMATS, CheckpointError, ExportError, export, load
 from .data import prepare_dataset
+from .cli_photo import PhotoError, add_parsers as add_photo_parsers
 from .summary import describe, format_summary
 
 
@@ -168,6 +169,42 @@ def cmd_blend(args):
               f'(low | swap at {", ".join(map(str, swaps))} | high)')
     return 0
 
+def cmd_demo(args):
+    """The bundled pair: the preview over every swap resolution, and the blend at --resolution as a .pkl."""
+    try:
+        seeds = images.parse_seeds(args.seeds)
+    except ValueError as e:
+        raise UsageError(f'--seeds: {e}') from None
+    if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+        raise UsageError(f'{args.outdir}: --outdir exists and is not a directory')
+    out, preview = os.path.join(args.outdir, 'demo-blend.pkl'), os.path.join(args.outdir, 'demo-preview.png')
+    check_writable(out, 'the blend')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise UsageError('--device cuda: CUDA is not available here; use --device cpu')
+    base = load_generator(DEMO_BASE, 'the bundled demo base', args.device)
+    toon = load_generator(DEMO_TOON, 'the bundled demo toon', args.device)
+    try:
+        swap_weights(base, args.resolution)
+    except ValueError as e:
+        raise UsageError(f'--resolution {args.resolution}: {e}') from None
+
+    grid = blend_preview(base, toon, seeds, truncation_psi=args.trunc)      # in memory: nothing written yet
+    G = blend(base, toon, args.resolution)
+    existed = os.path.exists(out)
+    export_quietly(out, G, 'nvlabs')
+    try:
+        images.save_image(preview, grid)
+    except BaseException:
+        if not existed:
+            os.remove(out)
+        raise
+    swaps = base.synthesis.block_resolutions[:-1]
+    print(f'wrote {preview}: {len(seeds)} seeds x {len(swaps) + 2} columns '
+          f'(demo-base | swap at {", ".join(map(str, swaps))} | demo-toon)')
+    print(f'wrote {out} (nvlabs): blocks <= {args.resolution} from demo-base (smiley faces), above from demo-toon '
+          f'(animal faces), mapping from demo-base')
+    return 0
+
 def cmd_convert(args):
     fmt = output_format(args.output, args.format)
     check_writable(args.output, 'OUT')
@@ -199,7 +236,8 @@ def cmd_train(args):
         run_dir = train(opts)
     except (TrainingError, ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
-    print(f'run finished: {run_dir}')
+    if os.environ.get('RANK', '0') == '0':      # under torchrun, once
+        print(f'run finished: {run_dir}')
     return 0
 
 #----------------------------------------------------------------------------
@@ -208,7 +246,9 @@ def add_train_parser(sub):
     p = sub.add_parser('train', help='fine-tune a generator (or train one from scratch) with snapshots',
                        description='StyleGAN2-ADA training (stylegan2-ada-pytorch paper256 transfer config): snapshots '
                                    'every --snap kimg, named with their epoch, each with a sample grid; --resume RUN_DIR '
-                                   'continues a run where its last snapshot left it.')
+                                   'continues a run where its last snapshot left it. Several GPUs: '
+                                   '`torchrun --nproc_per_node N -m stylegan2_lib train ...` (one process per GPU, '
+                                   '--batch split over them).')
     a = p.add_argument
     a('--data', required=True, metavar='DIR_OR_ZIP', help='training images: a folder or a zip (see `dataset`)')
     a('--outdir', required=True, metavar='DIR', help='runs are created inside it as NNNNN-<data name>')
@@ -217,7 +257,7 @@ def add_train_parser(sub):
     a('--snap', type=float, help='snapshot interval in kimg (default: 4)')
     a('--snap-epochs', type=int, help='also snapshot every N epochs')
     a('--tick', type=float, help='progress / metrics interval in kimg (default: 1)')
-    a('--batch', type=int, help='batch size (default: 8)')
+    a('--batch', type=int, help='batch size (default: 8); under torchrun the global batch, split evenly over the processes')
     a('--gamma', type=float, help='R1 weight (default: 0.0002 * resolution^2 / batch)')
     a('--aug', choices=['ada', 'fixed', 'none'], help='augmentation: adaptive p, fixed p, none (default: ada)')
     a('--augpipe', choices=['bgc', 'bg', 'b', 'g', 'c'], help="augmentation groups (default: bgc)")
@@ -231,6 +271,9 @@ def add_train_parser(sub):
     a('--seed', type=int, help='random seed (default: 0)')
     a('--workers', type=int, help='data loader processes (default: 2)')
     a('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
+    a('--precision', choices=['fp16', 'bf16', 'fp32'],
+      help="CUDA arithmetic: fp16 = the network's float16 blocks and conv_clamp as loaded (default), bf16 = bfloat16 "
+           'autocast (Ampere or newer), fp32 = float32 everywhere, TF32 off; no effect on the CPU')
     a('--resolution', type=int, help='from scratch only: image size')
     a('--z-dim', type=int, help='from scratch only (default 512)')
     a('--w-dim', type=int, help='from scratch only (default 512)')
@@ -268,10 +311,10 @@ def build_parser():
                                    '--low, blocks above from --high, the mapping network from --mapping; written with the '
                                    'format of --out. With --preview, also a PNG grid: one row per seed, columns '
                                    'low | swap at every resolution | high.')
-    p.add_argument('--low', default=str(DEMO_LOW), metavar='PATH',
-                   help='generator for the blocks <= RES (default: the bundled demo-low, abstract patterns)')
-    p.add_argument('--high', default=str(DEMO_HIGH), metavar='PATH',
-                   help='generator for the blocks above RES (default: the bundled demo-high, abstract patterns)')
+    p.add_argument('--low', default=str(DEMO_BASE), metavar='PATH',
+                   help='generator for the blocks <= RES (default: the bundled demo-base, smiley faces)')
+    p.add_argument('--high', default=str(DEMO_TOON), metavar='PATH',
+                   help='generator for the blocks above RES (default: the bundled demo-toon, animal faces)')
     p.add_argument('--resolution', type=int, required=True, metavar='RES',
                    help='swap point: a block resolution (4, 8, ..., the image size), or 0 for every block from --high')
     p.add_argument('--width', type=float, default=None, metavar='W', help='smooth blend of this width (default: hard swap)')
@@ -283,6 +326,19 @@ def build_parser():
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
     p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda when available, else cpu')
     p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser('demo', help='blend the bundled demo pair: preview grid and blended checkpoint',
+                       description='Blend the bundled 32x32 demo pair (demo-base: smiley-face emoji, trained from scratch; '
+                                   'demo-toon: the same generator fine-tuned on animal-face emoji) and write '
+                                   'OUTDIR/demo-preview.png (one row per seed, columns demo-base | swap at 4, 8, 16 | '
+                                   'demo-toon) and OUTDIR/demo-blend.pkl (the blend at --resolution, NVlabs-readable).')
+    p.add_argument('--outdir', default='out', metavar='DIR', help='where to write the two files (default: out)')
+    p.add_argument('--seeds', default='0-5', help="preview rows, e.g. '0-5' or '1,5,10-12' (default: 0-5)")
+    p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
+    p.add_argument('--resolution', type=int, default=DEMO_SWAP, metavar='RES',
+                   help=f'swap resolution of demo-blend.pkl (default: {DEMO_SWAP})')
+    p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda when available, else cpu')
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser('convert', help='write a checkpoint in another format',
                        description='Load any supported checkpoint and write it as an NVlabs .pkl (TF-StyleGAN2 layout), '
@@ -302,6 +358,7 @@ def build_parser():
     p.add_argument('--resolution', type=int, required=True, metavar='RES', help='image size, a power of two (e.g. 256)')
     p.set_defaults(func=cmd_dataset)
     add_train_parser(sub)
+    add_photo_parsers(sub)
     return parser
 
 def main(argv=None):
@@ -310,7 +367,7 @@ def main(argv=None):
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     try:
         return args.func(args)
-    except (CheckpointError, ExportError, UsageError) as e:
+    except (CheckpointError, ExportError, UsageError, PhotoError) as e:
         message = str(e)
     except OSError as e:      # e.g. an output folder that cannot be written
         message = f'{e.filename}: {e.strerror}' if e.filename else str(e)

@@ -11,7 +11,7 @@ import torch
 from . import ops
 
 from .generator import MappingNetwork
-from .layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, compute_dtype
+from .layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, block_layout, compute_dtype
 from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
 
 #----------------------------------------------------------------------------
@@ -73,6 +73,7 @@ class DiscriminatorBlock(torch.nn.Module):
         self.in_channels = in_channels
         self.resolution = resolution
         self.use_fp16 = use_fp16
+        self.channels_last = False      # NHWC convolution inputs (set by the trainer on CUDA; not saved)
         self.register_buffer('resample_filter', ops.setup_filter(list(resample_filter)))
         common = dict(activation=activation, conv_clamp=conv_clamp, resample_filter=resample_filter)
         if in_channels == 0:
@@ -84,9 +85,9 @@ class DiscriminatorBlock(torch.nn.Module):
     def forward(self, x, img, force_fp32=False):
         dtype = compute_dtype(self.use_fp16, force_fp32, (img if img is not None else x).device)
         if self.in_channels == 0:
-            x = self.fromrgb(img.to(dtype))
+            x = self.fromrgb(block_layout(img.to(dtype), self.channels_last))
         else:
-            x = x.to(dtype)
+            x = block_layout(x.to(dtype), self.channels_last)
         y = self.skip(x, gain=np.sqrt(0.5))
         x = self.conv1(self.conv0(x), gain=np.sqrt(0.5))
         return y + x

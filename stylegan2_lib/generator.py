@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import ops
-from .layers import FullyConnectedLayer, SynthesisLayer, ToRGBLayer, compute_dtype
+from .layers import FullyConnectedLayer, SynthesisLayer, ToRGBLayer, block_layout, compute_dtype
 from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
 
 #----------------------------------------------------------------------------
@@ -152,6 +152,7 @@ class SynthesisBlock(torch.nn.Module):
         self.resolution = resolution
         self.is_last = is_last
         self.use_fp16 = use_fp16
+        self.channels_last = False      # NHWC convolution inputs (set by the trainer on CUDA; not saved)
         self.register_buffer('resample_filter', ops.setup_filter(list(resample_filter)))
         layer_kwargs = dict(w_dim=w_dim, conv_clamp=conv_clamp, resample_filter=resample_filter,
                             use_noise=use_noise, activation=activation)
@@ -181,6 +182,7 @@ class SynthesisBlock(torch.nn.Module):
             x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
             x = x.to(dtype)
+        x = block_layout(x, self.channels_last)
         for layer in self.conv_layers():
             x = layer(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv, noise=next(noise_iter))
 

@@ -17,6 +17,12 @@ def compute_dtype(use_fp16, force_fp32, device):
         return torch.float16
     return torch.float32
 
+# Channels-last (NHWC) layout for a block's convolution inputs when the trainer asks for it on CUDA
+# (block.channels_last): tensor-core convolutions read NHWC. The values are the same either way.
+
+def block_layout(x, channels_last):
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
 #----------------------------------------------------------------------------
 # Fully connected layer with equalized learning rate: y = act(x @ (W * gain).T + b * lr_multiplier).
 

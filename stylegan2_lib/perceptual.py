@@ -142,7 +142,7 @@ def read_state_dict(path):
 def download(url, dest, sha256_prefix=None):
     """Fetch `url` into `dest` with a progress bar; the file appears only once complete and verified."""
     import hashlib
-    with urllib.request.urlopen(url) as r:
+    with urllib.request.urlopen(url, timeout=60) as r:
         total = int(r.headers.get('Content-Length') or 0)
         chunks, digest = [], hashlib.sha256()
         with tqdm(total=total or None, unit='B', unit_scale=True, desc=f'download {Path(dest).name}') as bar:

@@ -1,13 +1,12 @@
-"""Regenerate the bundled networks from the tiny32 reference pickle, reproducibly.
+"""Regenerate the bundled default network from the tiny32 reference pickle, reproducibly.
 
-    python tools/make_assets.py           # writes every file below into assets/ and stylegan2_lib/assets/
-    python tools/make_assets.py --check   # writes nothing; exit 1 if any file differs from a fresh conversion
+    python tools/make_assets.py           # writes the file below into assets/ and stylegan2_lib/assets/
+    python tools/make_assets.py --check   # writes nothing; exit 1 if a file differs from a fresh conversion
 
 Files (the same bytes in both folders):
     tiny32.safetensors     the pickle's G, D and G_ema: the default network of `stylegan2-lib generate`
-    demo-low.safetensors   the pickle's G_ema, saved as G_ema: the default --low of `stylegan2-lib blend`
-    demo-high.safetensors  the pickle's G (the non-EMA generator, perturbed differently), saved as G_ema:
-                           the default --high of `stylegan2-lib blend`
+
+(The demo pair, demo-base / demo-toon.safetensors, is trained, not converted: assets/make_demo.py.)
 
 The conversion is sg.load (restricted unpickler, nothing executed) then sg.save: every tensor is copied as
 is, so the networks compute exactly what the pickle's networks compute.
@@ -27,8 +26,6 @@ from stylegan2_lib.files import atomic_write_bytes  # noqa: E402
 
 SOURCE = 'tests/data/tiny32/network-snapshot-000000.pkl'
 FOLDERS = ['assets', 'stylegan2_lib/assets']
-DEMO_NOTE = ('one half of the bundled blend demo pair: same architecture as the other half, untrained perturbed-random '
-             'weights; draws abstract colour patterns, not faces')
 
 # file name -> (which networks of the pickle, under which names, and what the file is)
 ASSETS = {
@@ -36,13 +33,6 @@ ASSETS = {
         {'G': 'G', 'D': 'D', 'G_ema': 'G_ema'},
         {'name': 'tiny32',
          'description': 'tiny perturbed-random 32x32 StyleGAN2 reference network; draws abstract colour patterns, not faces'}),
-    'demo-low.safetensors': (
-        {'G_ema': 'G_ema'},
-        {'name': 'demo-low', 'description': f'the tiny32 reference pickle\'s G_ema; {DEMO_NOTE}'}),
-    'demo-high.safetensors': (
-        {'G_ema': 'G'},
-        {'name': 'demo-high', 'description': f'the tiny32 reference pickle\'s G (its non-EMA generator, perturbed differently '
-                                             f'from G_ema), saved as G_ema; {DEMO_NOTE}'}),
 }
 
 #----------------------------------------------------------------------------

@@ -8,8 +8,13 @@ _HERE = Path(__file__).parent
 # tools/make_assets.py. `stylegan2-lib generate` uses it when no --network is given.
 DEFAULT_NETWORK = _HERE / 'tiny32.safetensors'
 
-# The bundled blend demo pair: two generators of one architecture (the tiny32 reference pickle's G_ema and
-# its G, each saved as G_ema), untrained perturbed-random weights that draw abstract patterns, not faces.
-# `stylegan2-lib blend` uses them when no --low / --high is given.
-DEMO_LOW = _HERE / 'demo-low.safetensors'
-DEMO_HIGH = _HERE / 'demo-high.safetensors'
+# The bundled demo pair, made by assets/make_demo.py with the library's own trainer: a 32x32 generator
+# trained from scratch on smiley-face emoji (DEMO_BASE) and a copy of it fine-tuned on animal-face emoji
+# (DEMO_TOON), G_ema only. `stylegan2-lib demo` blends them; `stylegan2-lib blend` uses them when no
+# --low / --high is given.
+DEMO_BASE = _HERE / 'demo-base.safetensors'
+DEMO_TOON = _HERE / 'demo-toon.safetensors'
+
+# The swap resolution of the demo's blended checkpoint (`stylegan2-lib demo`): synthesis blocks up to 8x8
+# from DEMO_BASE, 16x16 and 32x32 from DEMO_TOON (assets/README.md says why this one).
+DEMO_SWAP = 8

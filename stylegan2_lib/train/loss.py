@@ -8,7 +8,13 @@
 with style mixing (two latents, a random crossover layer) and D seeing ADA-augmented images. Every
 function returns per-sample losses; the loop scales, averages and backpropagates them. Nothing here calls
 .item(): no host-device synchronisation inside a step.
+
+Precision (see speed.py): G.synthesis and D run with `force_fp32` and, for bf16, inside
+torch.autocast(autocast_dtype); their outputs are cast to float32, so the mapping network, the augmentation,
+the losses and the R1 / path-length gradients (taken outside autocast) are float32.
 """
+
+import contextlib
 
 import numpy as np
 import torch
@@ -41,20 +47,35 @@ class StyleGAN2Loss:
         pl_batch_shrink = 2,            # pl uses batch // shrink samples
         pl_decay        = 0.01,         # decay of the running mean path length `a`
         update_w_avg    = True,         # track w_avg while training G (off when the mapping is frozen)
+        force_fp32      = False,        # run every block of G.synthesis and D in float32
+        autocast_dtype  = None,         # e.g. torch.bfloat16: autocast around G.synthesis and D (CUDA)
     ):
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
         self.r1_gamma, self.style_mixing, self.update_w_avg = r1_gamma, style_mixing, update_w_avg
         self.pl_weight, self.pl_batch_shrink, self.pl_decay = pl_weight, pl_batch_shrink, pl_decay
+        self.force_fp32, self.autocast_dtype = force_fp32, autocast_dtype
         self.pl_mean = torch.zeros([], device=next(G.parameters()).device)
+
+    def _autocast(self, device):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+    def synthesis(self, ws):
+        with self._autocast(ws.device):
+            img = self.G.synthesis(ws, noise_mode='random', force_fp32=self.force_fp32)
+        return img.float()
 
     def run_G(self, z, c, update_w_avg=False):
         ws = mapping_with_mixing(self.G, z, c, self.style_mixing, update_w_avg and self.update_w_avg)
-        return self.G.synthesis(ws, noise_mode='random'), ws
+        return self.synthesis(ws), ws
 
     def run_D(self, img, c):
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D(img, c)
+        with self._autocast(img.device):
+            logits = self.D(img, c, force_fp32=self.force_fp32)
+        return logits.float()
 
     #------------------------------------------------------------------------
     # G: non-saturating loss on fresh fakes.
@@ -70,7 +91,7 @@ class StyleGAN2Loss:
         img, ws = self.run_G(z[:n], None if c is None else c[:n])
         if not ws.requires_grad:                            # frozen mapping: differentiate w.r.t. ws anyway
             ws = ws.detach().requires_grad_(True)
-            img = self.G.synthesis(ws, noise_mode='random')
+            img = self.synthesis(ws)
         noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
         (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grads.square().sum(2).mean(1).sqrt()      # [n]

@@ -3,6 +3,9 @@
 import dataclasses
 from typing import Optional
 
+class TrainingError(RuntimeError):
+    """The run cannot start or cannot go on (bad options, non-finite losses); the message says why."""
+
 #----------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -15,10 +18,11 @@ class TrainOptions:
     snap:            float = 4                  # snapshot every this many kimg (also at the end)
     snap_epochs:     Optional[int] = None       # ... and/or every this many epochs
     tick:            float = 1                  # metrics line + progress update every this many kimg
-    batch:           int = 8                    # images per step
+    batch:           int = 8                    # images per step (over all processes under torchrun)
     seed:            int = 0
     workers:         int = 2                    # DataLoader processes (0 = load in the main process)
     device:          Optional[str] = None       # 'cpu' or 'cuda'; None = cuda when available
+    precision:       str = 'fp16'               # CUDA: 'fp16' (the network's fp16 blocks), 'bf16' (autocast), 'fp32'
     sample_seeds:    int = 16                   # grid of fixed seeds rendered at every snapshot
     # Losses and regularisation (StyleGAN2 / stylegan2-ada-pytorch defaults).
     gamma:           Optional[float] = None     # R1 weight; None = 0.0002 * resolution^2 / batch (NVlabs 'auto')
@@ -58,7 +62,8 @@ class TrainOptions:
                   (self.aug in ('ada', 'fixed', 'none'), "aug must be 'ada', 'fixed' or 'none'"),
                   (0 <= self.p <= 1, 'p must be in [0, 1]'), (0 < self.target < 1, 'target must be in (0, 1)'),
                   (self.freezed >= 0 and self.freeze_g >= 0, 'freeze values must be >= 0'),
-                  (self.tick > 0, 'tick must be > 0'), (self.workers >= 0, 'workers must be >= 0')]
+                  (self.tick > 0, 'tick must be > 0'), (self.workers >= 0, 'workers must be >= 0'),
+                  (self.precision in ('fp16', 'bf16', 'fp32'), "precision must be 'fp16', 'bf16' or 'fp32'")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)

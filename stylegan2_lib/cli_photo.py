@@ -1,0 +1,120 @@
+"""`stylegan2-lib align` and `stylegan2-lib stylize`: the photo side of the command line, thin wrappers
+over stylegan2_lib.align and stylegan2_lib.stylize. cli.build_parser registers them with add_parsers()."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from . import images
+from .align import AlignmentUnavailable, NoFaceFound, align_with_quad, centre_crop, face_landmarks, ffhq_quad
+from .checkpoints import load
+from .project import save_projected_w
+from .stylize import stylize
+
+PHOTO_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
+
+
+class PhotoError(Exception):
+    """A problem to report as one line (unreadable photo, no face, dlib missing); nothing was written."""
+
+def read_photo(path):
+    try:
+        with Image.open(path) as img:
+            return ImageOps.exif_transpose(img).convert('RGB')
+    except (OSError, UnidentifiedImageError) as e:
+        raise PhotoError(f'{path}: cannot read the photo ({e})') from None
+
+def _generator(path, what):
+    G = load(path).generator
+    if G is None:
+        raise PhotoError(f'{path}: {what} holds no generator')
+    return G
+
+#----------------------------------------------------------------------------
+
+def cmd_align(args):
+    """Every face of every photo, FFHQ-aligned (or centre-cropped); photos without a face are listed."""
+    src = Path(args.src)
+    photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS)
+    if not photos:
+        raise PhotoError(f'{src}: no photos ({" ".join(PHOTO_EXTENSIONS)})')
+    crops, faceless = {}, []
+    for photo in photos:
+        img = read_photo(photo)
+        try:
+            found = [centre_crop(img, args.size)] if args.centre_crop else \
+                    [align_with_quad(img, ffhq_quad(lm), args.size) for lm in face_landmarks(img)]
+        except AlignmentUnavailable as e:
+            raise PhotoError(str(e)) from None
+        faceless += [photo.name] if not found else []
+        crops.update({f'{photo.stem}_{i:02d}.png': c for i, c in enumerate(found)})
+    for name, crop in crops.items():                 # written only once every photo has been read
+        images.save_image(Path(args.dest) / name, np.asarray(crop))
+    if faceless:
+        print(f'stylegan2-lib: warning: no face found in {len(faceless)} photo(s), skipped: {", ".join(faceless[:20])}'
+              + (' ...' if len(faceless) > 20 else ''), file=sys.stderr)
+    if not crops:
+        raise PhotoError(f'{src}: no face found in any photo (use --centre-crop for drawings the detector misses)')
+    print(f'wrote {len(crops)} aligned {args.size}x{args.size} face(s) to {args.dest}')
+    return 0
+
+def cmd_stylize(args):
+    if (args.styled is None) == (args.blended is None):
+        raise PhotoError('give --styled STYLED (blended here) or --blended X (a ready blend), not both')
+    photo = read_photo(args.photo)
+    base_ck = load(args.base)
+    base = base_ck.generator
+    if base is None:
+        raise PhotoError(f'{args.base}: --base holds no generator')
+    styled = _generator(args.styled, '--styled') if args.styled else None
+    blended = _generator(args.blended, '--blended') if args.blended else None
+    try:
+        r = stylize(photo, base, styled=styled, blended=blended, resolution=args.resolution, width=args.width,
+                    align=not args.no_align, steps=args.steps, loss=args.loss, D=base_ck.D, w_plus=args.w_plus)
+    except NoFaceFound:
+        raise PhotoError(f'{args.photo}: no face found (use --no-align to centre-crop instead); nothing written') from None
+    except AlignmentUnavailable as e:
+        raise PhotoError(f'{e} (or use --no-align)') from None
+    out = Path(args.outdir)
+    first = next(iter(r.stylized.values()))
+    for name, img in [('aligned.png', r.aligned), ('projected.png', r.projected), ('stylized.png', first), ('strip.png', r.strip)]:
+        images.save_image(out / name, np.asarray(img))
+    save_projected_w(out / 'projected_w.npz', r.projection.ws)
+    print(f'wrote aligned.png, projected.png, stylized.png ({next(iter(r.stylized))}), strip.png '
+          f'({" | ".join(["photo", "projected", *r.stylized])}) and projected_w.npz to {out} '
+          f'(projection: {args.steps} steps, {r.projection.method} distance)')
+    return 0
+
+#----------------------------------------------------------------------------
+
+def add_parsers(sub):
+    p = sub.add_parser('align', help='FFHQ-align every face of a photo or a folder of photos',
+                       description='Detect faces (dlib 68-point landmarks, the [align] extra) and cut each out as FFHQ '
+                                   'was made. Photos without a face are listed and skipped. --centre-crop instead '
+                                   'takes the centred square (for cartoon faces the detector misses).')
+    p.add_argument('src', metavar='SRC', help='a photo or a folder of photos')
+    p.add_argument('dest', metavar='DEST', help='folder for <photo>_<face>.png')
+    p.add_argument('--size', type=int, default=256, help='output size (default: 256)')
+    p.add_argument('--centre-crop', action='store_true', help='no face detection: centre square')
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser('stylize', help='photo -> aligned -> projected into BASE -> rendered with the blend',
+                       description='Align the photo like FFHQ, project it into the base generator (W, or W+ with '
+                                   '--w-plus), render the latent with the blend of BASE and STYLED at --resolution (every '
+                                   'swap resolution when not given) or with --blended. Writes aligned.png, '
+                                   'projected.png, stylized.png, strip.png and projected_w.npz (NVlabs format).')
+    p.add_argument('--base', required=True, metavar='PATH', help='the real-face generator the photo is projected into')
+    p.add_argument('--styled', metavar='PATH', help='its fine-tuned (stylized) copy, blended with BASE here')
+    p.add_argument('--blended', metavar='PATH', help='or a ready blend (e.g. from `stylegan2-lib blend`)')
+    p.add_argument('--resolution', type=int, help='swap resolution (default: a strip over all of them)')
+    p.add_argument('--width', type=float, help='smooth blend width (default: hard swap)')
+    p.add_argument('--photo', required=True, metavar='IMAGE')
+    p.add_argument('--outdir', required=True, metavar='DIR')
+    p.add_argument('--steps', type=int, default=300, help='projection steps (default: 300; NVlabs uses 1000)')
+    p.add_argument('--loss', choices=['auto', 'vgg', 'discriminator', 'pixel'], default='auto',
+                   help='projection distance (default: vgg when its weights are cached, else the discriminator)')
+    p.add_argument('--w-plus', action='store_true', help='one w per layer (closer fit, less editable)')
+    p.add_argument('--no-align', action='store_true', help='centre-crop instead of face alignment')
+    p.set_defaults(func=cmd_stylize)

@@ -1,0 +1,91 @@
+"""CUDA speed settings of a training run (none of them does anything on the CPU, where training is float32):
+
+    --precision fp16   (default) the network's own float16 blocks (num_fp16_res) with its conv_clamp, as loaded:
+                       what NVlabs trains with; TF32 for the float32 layers
+    --precision bf16   every synthesis and D layer under torch.autocast(bfloat16) (the network's float16 blocks
+                       off); mapping, augmentation and the losses stay float32. Ampere or newer.
+    --precision fp32   float32 everywhere, TF32 off: the exact reference mode
+
+plus, in the fp16 and bf16 modes, channels-last convolution inputs in the blocks that run in reduced precision
+(tensor-core convolutions read NHWC), and cuDNN autotuning. The global flags (TF32, cudnn.benchmark) are set
+when training starts and restored when it ends, never at import.
+"""
+
+import contextlib
+import warnings
+
+import torch
+
+from .options import TrainingError
+
+PRECISIONS = ('fp16', 'bf16', 'fp32')
+
+#----------------------------------------------------------------------------
+
+def check_precision(precision, device):
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
+    if device.type != 'cuda':
+        if precision == 'bf16':
+            warnings.warn('--precision bf16 has no effect on the CPU: training runs in float32 there')
+        return
+    if precision == 'bf16' and not _native_bf16():
+        raise TrainingError(f'--precision bf16: {torch.cuda.get_device_name(device)} has no native bfloat16 '
+                         '(Ampere or newer needed); use --precision fp16')
+
+def _native_bf16():
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:                                  # older PyTorch: no emulation to exclude
+        return torch.cuda.is_bf16_supported()
+
+def loss_precision(precision, device):
+    """StyleGAN2Loss keyword arguments: force_fp32 for G.synthesis and D, and the autocast dtype around them."""
+    if device.type != 'cuda':
+        return {'force_fp32': False, 'autocast_dtype': None}
+    return {'fp16': {'force_fp32': False, 'autocast_dtype': None},
+            'bf16': {'force_fp32': True, 'autocast_dtype': torch.bfloat16},
+            'fp32': {'force_fp32': True, 'autocast_dtype': None}}[precision]
+
+def use_channels_last(precision, device, *nets):
+    """Channels-last convolution inputs in the blocks that run in reduced precision (all of them under bf16)."""
+    if device.type != 'cuda' or precision == 'fp32':
+        return
+    for net in nets:
+        blocks = net.synthesis.blocks() if hasattr(net, 'synthesis') else [getattr(net, f'b{r}') for r in net.block_resolutions]
+        for block in blocks:
+            block.channels_last = block.use_fp16 or precision == 'bf16'
+
+#----------------------------------------------------------------------------
+# TF32 through the API that does not mix with the newer per-backend fp32_precision settings (PyTorch refuses
+# to report a flag set through both): set_float32_matmul_precision for matmuls, cudnn.conv.fp32_precision
+# (or cudnn.allow_tf32 before PyTorch 2.9) for convolutions.
+
+def _conv_tf32():
+    conv = getattr(torch.backends.cudnn, 'conv', None)
+    return conv.fp32_precision if hasattr(conv, 'fp32_precision') else torch.backends.cudnn.allow_tf32
+
+def _set_conv_tf32(value):
+    conv = getattr(torch.backends.cudnn, 'conv', None)
+    if hasattr(conv, 'fp32_precision'):
+        conv.fp32_precision = value if isinstance(value, str) else ('tf32' if value else 'ieee')
+    else:
+        torch.backends.cudnn.allow_tf32 = bool(value)
+
+@contextlib.contextmanager
+def cuda_flags(precision, device):
+    """TF32 (off for fp32) and cudnn.benchmark while training on CUDA; the previous settings afterwards."""
+    if device.type != 'cuda':
+        yield
+        return
+    saved = torch.get_float32_matmul_precision(), _conv_tf32(), torch.backends.cudnn.benchmark
+    tf32 = precision != 'fp32'
+    torch.set_float32_matmul_precision('high' if tf32 else 'highest')
+    _set_conv_tf32(tf32)
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved[0])
+        _set_conv_tf32(saved[1])
+        torch.backends.cudnn.benchmark = saved[2]
