@@ -44,3 +44,34 @@ def rosi32():
 @pytest.fixture(scope='session')
 def rosi32_expected():
     return dict(np.load(DATA / 'rosi32' / 'expected.npz'))
+
+
+def assert_pkl_state(a, b):
+    """An NVlabs .pkl read back: equal, except that the TF layout stores each affine (style) bias minus 1, as
+    NVlabs's networks do, so a bias below 0.5 comes back within an ulp or so of 1 (b - 1 + 1 is not always b)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        if k.endswith('affine.bias'):
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=1e-6, msg=k)
+        else:
+            assert torch.equal(sa[k], sb[k]), k
+
+
+def files_under(folder):
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob('*')) if Path(folder).exists() else []
+
+
+def make_faces(folder, n, seed, eyes=True):
+    """n little 32x32 'faces' (a disc of random colour and position on a random background, with two eyes)."""
+    from PIL import Image
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[:32, :32]
+    for i in range(n):
+        cx, cy, r = 16 + rng.randint(-3, 4), 16 + rng.randint(-3, 4), rng.randint(9, 13)
+        img = np.full([32, 32, 3], rng.randint(150, 255, 3), np.uint8)
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2] = rng.randint(0, 200, 3)
+        for ex in ((cx - r // 2, cx + r // 2) if eyes else ()):
+            img[(xx - ex) ** 2 + (yy - cy + r // 3) ** 2 < 4] = 0
+        Image.fromarray(img).save(Path(folder) / f'{i:02d}.png')
+    return folder

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 import stylegan2_lib as sg
+from conftest import assert_pkl_state, files_under
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
 from stylegan2_lib.cli import main
 
@@ -53,20 +54,6 @@ def assert_same_state(a, b):
         assert torch.equal(sa[k], sb[k]), k
 
 
-def assert_pkl_state(a, b):
-    """An NVlabs .pkl read back: equal, except that the TF layout stores each affine (style) bias minus 1, as
-    NVlabs's networks do, so a bias below 0.5 comes back within an ulp or so of 1 (b - 1 + 1 is not always b)."""
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        if k.endswith('affine.bias'):
-            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=1e-6, msg=k)
-        else:
-            assert torch.equal(sa[k], sb[k]), k
-
-
-def files_under(folder):
-    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob('*')) if Path(folder).exists() else []
 
 
 @pytest.fixture(scope='module')

@@ -19,25 +19,14 @@ import stylegan2_lib as sg
 from stylegan2_lib.train import TrainOptions, TrainingError, list_snapshots, train
 from stylegan2_lib.train import loop
 from stylegan2_lib.train.state import read_metrics, read_state
-from conftest import TINY32
+from conftest import TINY32, make_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
 def faces(tmp_path_factory):
-    """20 little 'faces' (a disc with two eyes, varied colours and positions), 32x32 PNGs."""
-    folder = tmp_path_factory.mktemp('faces')
-    rng = np.random.RandomState(0)
-    yy, xx = np.mgrid[:32, :32]
-    for i in range(20):
-        cx, cy, r = 16 + rng.randint(-3, 4), 16 + rng.randint(-3, 4), rng.randint(9, 13)
-        img = np.full([32, 32, 3], rng.randint(150, 255, 3), np.uint8)
-        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2] = rng.randint(0, 200, 3)
-        for ex in (cx - r // 2, cx + r // 2):
-            img[(xx - ex) ** 2 + (yy - cy + r // 3) ** 2 < 4] = 0
-        Image.fromarray(img).save(folder / f'{i:02d}.png')
-    return folder
+    return make_faces(tmp_path_factory.mktemp('faces'), 20, seed=0)
 
 
 def options(data, outdir, **kw):

@@ -26,23 +26,14 @@ from stylegan2_lib.train import TrainOptions, TrainingError, list_snapshots, tra
 from stylegan2_lib.train import distributed, loop, speed
 from stylegan2_lib.train.augment import AugmentPipe
 from stylegan2_lib.train.state import read_metrics, read_state
-from conftest import TINY32
+from conftest import TINY32, make_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
 def faces(tmp_path_factory):
-    """16 little 32x32 'faces': a disc of random colour and position on a random background."""
-    folder = tmp_path_factory.mktemp('faces')
-    rng = np.random.RandomState(1)
-    yy, xx = np.mgrid[:32, :32]
-    for i in range(16):
-        cx, cy, r = 16 + rng.randint(-3, 4), 16 + rng.randint(-3, 4), rng.randint(9, 13)
-        img = np.full([32, 32, 3], rng.randint(150, 255, 3), np.uint8)
-        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2] = rng.randint(0, 200, 3)
-        Image.fromarray(img).save(folder / f'{i:02d}.png')
-    return folder
+    return make_faces(tmp_path_factory.mktemp('faces'), 16, seed=1, eyes=False)
 
 
 @pytest.fixture
