@@ -16,11 +16,13 @@ from .checkpoints import load, save, export, Checkpoint, CheckpointError, Export
 from .blend import blend
 from .data import ImageDataset, prepare_dataset
 from .train import TrainOptions, train
+from .align import align_face
+from .project import project, save_projected_w
 from .images import to_uint8, save_image, make_grid, save_grid, parse_seeds, generate_images
 
 __all__ = [
     'Generator', 'GeneratorConfig', 'MappingNetwork', 'SynthesisNetwork', 'Discriminator', 'DiscriminatorConfig',
     'load', 'save', 'export', 'blend', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError',
     'to_uint8', 'save_image', 'make_grid', 'save_grid', 'parse_seeds', 'generate_images',
-    'ImageDataset', 'prepare_dataset', 'TrainOptions', 'train',
+    'ImageDataset', 'prepare_dataset', 'TrainOptions', 'train', 'align_face', 'project', 'save_projected_w',
 ]
