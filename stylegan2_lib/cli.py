@@ -1,4 +1,5 @@
-"""Command line: `stylegan2-lib info | generate | blend | demo | convert | dataset | train` (also `python -m stylegan2_lib`).
+"""Command line: `stylegan2-lib info | generate | blend | demo | convert | dataset | train | align | stylize`
+(also `python -m stylegan2_lib`; align and stylize live in cli_photo.py).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
 a blend or export that cannot work) is one line on stderr and exit status 1, without a traceback, and
@@ -283,7 +284,8 @@ def add_train_parser(sub):
     p.set_defaults(func=cmd_train)
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='stylegan2-lib', description='StyleGAN2 checkpoints: inspect, sample, blend and convert them.')
+    parser = argparse.ArgumentParser(prog='stylegan2-lib', description='StyleGAN2 face stylizer: inspect, sample, blend and convert checkpoints; prepare data and '
+                                     'fine-tune; align, project and stylize photos.')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
     p = sub.add_parser('info', help='what a checkpoint holds (any supported format)',

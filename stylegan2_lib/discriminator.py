@@ -52,6 +52,16 @@ class DiscriminatorConfig(ConfigMixin):
     def block_resolutions(self):
         return [2 ** i for i in range(int(np.log2(self.img_resolution)), 2, -1)]
 
+    @classmethod
+    def matching(cls, g_cfg, **overrides):
+        """A D for a generator config: same resolution, labels, channel table, fp16 blocks and clamp (for a
+        file that has no discriminator)."""
+        resolutions = [2 ** i for i in range(2, g_cfg.img_resolution.bit_length())]
+        kwargs = dict(img_resolution=g_cfg.img_resolution, img_channels=g_cfg.img_channels, c_dim=g_cfg.c_dim,
+                      channels={r: g_cfg.channels[r] for r in resolutions}, num_fp16_res=g_cfg.num_fp16_res,
+                      conv_clamp=g_cfg.conv_clamp)
+        return cls(**{**kwargs, **overrides})
+
     @property
     def fp16_resolution(self):
         return max(2 ** (int(np.log2(self.img_resolution)) + 1 - self.num_fp16_res), 8)

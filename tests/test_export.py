@@ -6,7 +6,6 @@ import argparse
 import io
 import json
 import pickle
-import warnings
 
 import pytest
 import torch

@@ -1,6 +1,5 @@
 """Reproduce every array of the NVlabs reference case (tests/data/tiny32/README.md says how each was made)."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,7 +1,6 @@
 """Bad input: hostile pickles are refused before anything in them is called; broken files give a clear
 error that names the file; saving never leaves a half-written file."""
 
-import io
 import os
 import pickle
 import struct

@@ -3,7 +3,6 @@ freezing freezes, a run killed between snapshots resumes exactly as if it had ne
 requests are refused before anything is written, and non-finite losses stop the run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

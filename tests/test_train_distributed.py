@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import stylegan2_lib as sg
 from stylegan2_lib.train import TrainOptions, TrainingError, list_snapshots, train

@@ -305,10 +305,7 @@ class _Pickler(pickle._Pickler):
 def placeholder_discriminator(cfg):
     """An untrained D matching a generator (seeded, so files are reproducible): NVlabs's loader insists
     on the (G, D, Gs) triple even where only the generator is used (generate.py, projector.py)."""
-    resolutions = [2 ** i for i in range(2, cfg.img_resolution.bit_length())]
-    d_cfg = DiscriminatorConfig(c_dim=cfg.c_dim, img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
-                                channels={r: cfg.channels[r] for r in resolutions}, num_fp16_res=cfg.num_fp16_res,
-                                conv_clamp=cfg.conv_clamp, mapping_layers=0 if cfg.c_dim else 8)
+    d_cfg = DiscriminatorConfig.matching(cfg, mapping_layers=0 if cfg.c_dim else 8)   # legacy.py's D label mapping
     with torch.random.fork_rng():
         torch.manual_seed(0)
         return Discriminator(d_cfg)

@@ -34,12 +34,6 @@ def _check_requested_architecture(opts, cfg, path):
     if opts.channel_base is not None or opts.channel_max is not None:
         raise TrainingError(f'{path}: --channel-base/--channel-max cannot change a loaded network (its channels: {cfg.channels})')
 
-def _placeholder_D(G_cfg):
-    resolutions = [2 ** i for i in range(2, G_cfg.img_resolution.bit_length())]
-    return Discriminator(DiscriminatorConfig(img_resolution=G_cfg.img_resolution, c_dim=G_cfg.c_dim,
-                                             channels={r: G_cfg.channels[r] for r in resolutions},
-                                             num_fp16_res=G_cfg.num_fp16_res, conv_clamp=G_cfg.conv_clamp))
-
 def build_networks(opts):
     """(G, D, G_ema, source meta) for a new run."""
     if opts.resume is None:
@@ -54,7 +48,7 @@ def build_networks(opts):
     D = ck.D
     if D is None:
         warnings.warn(f'{opts.resume} has no discriminator: training starts from a freshly initialised one')
-        D = _placeholder_D(G0.cfg)
+        D = Discriminator(DiscriminatorConfig.matching(G0.cfg))
     G_ema = ck.G_ema if ck.G_ema is not None else G0
     return copy.deepcopy(G0), copy.deepcopy(D), copy.deepcopy(G_ema), ck.meta
 
