@@ -14,22 +14,18 @@ dist.features(target)`, with images in [-1, 1], [N, 3, H, W].
 - Pixel: mean squared error, optionally also on 2x, 4x, ... downsampled copies.
 """
 
-import os
-import urllib.request
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from . import files
 from .checkpoints import CheckpointError
 from .checkpoints.safe_pickle import load_torch_legacy, load_torch_zip
+from .downloads import CACHE, download
 
 VGG16_URL = 'https://download.pytorch.org/models/vgg16-397923af.pth'
 VGG16_SHA256_PREFIX = '397923af'           # torchvision names its files after their sha256
 LPIPS_URL = 'https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth'
-CACHE = Path(os.environ.get('STYLEGAN2_LIB_CACHE', Path.home() / '.cache' / 'stylegan2_lib'))
 
 # torchvision vgg16 `features` indices: convs (3x3, padding 1) and the max-pools between stages.
 _VGG_STAGES = [[0, 2], [5, 7], [10, 12, 14], [17, 19, 21], [24, 26, 28]]
@@ -139,22 +135,6 @@ def read_state_dict(path):
         raise CheckpointError(path, 'not a state dict')
     return state
 
-def download(url, dest, sha256_prefix=None):
-    """Fetch `url` into `dest` with a progress bar; the file appears only once complete and verified."""
-    import hashlib
-    with urllib.request.urlopen(url, timeout=60) as r:
-        total = int(r.headers.get('Content-Length') or 0)
-        chunks, digest = [], hashlib.sha256()
-        with tqdm(total=total or None, unit='B', unit_scale=True, desc=f'download {Path(dest).name}') as bar:
-            while chunk := r.read(1 << 20):
-                chunks.append(chunk)
-                digest.update(chunk)
-                bar.update(len(chunk))
-    if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
-        raise CheckpointError(url, f'checksum mismatch (sha256 {digest.hexdigest()[:16]}..., expected {sha256_prefix}...)')
-    files.atomic_write_bytes(dest, b''.join(chunks))
-    return Path(dest)
-
 def load_vgg16(path=None, lpips_path=None, download_missing=False):
     """VGG16Distance from torchvision's vgg16 weights at `path` (default: the cache), or downloaded there."""
     path = Path(path) if path is not None else CACHE / 'vgg16-397923af.pth'
@@ -162,7 +142,7 @@ def load_vgg16(path=None, lpips_path=None, download_missing=False):
         if not download_missing:
             raise FileNotFoundError(f'{path}: VGG16 weights not found; give their path, or allow the download of {VGG16_URL}')
         try:
-            download(VGG16_URL, path, VGG16_SHA256_PREFIX)
+            download(VGG16_URL, path, sha256_prefix=VGG16_SHA256_PREFIX)
         except OSError as e:
             raise FileNotFoundError(f'{path}: VGG16 weights not found and the download failed ({e}); '
                                     'download vgg16-397923af.pth elsewhere and give its path') from None

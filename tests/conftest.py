@@ -75,3 +75,24 @@ def make_faces(folder, n, seed, eyes=True):
             img[(xx - ex) ** 2 + (yy - cy + r // 3) ** 2 < 4] = 0
         Image.fromarray(img).save(Path(folder) / f'{i:02d}.png')
     return folder
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """A folder served over HTTP on localhost: yields (folder, base_url); stands in for the internet."""
+    import functools
+    import http.server
+    import threading
+    served = tmp_path / 'served'
+    served.mkdir()
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = functools.partial(Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield served, f'http://127.0.0.1:{server.server_port}'
+    finally:
+        server.shutdown()
+        server.server_close()

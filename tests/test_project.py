@@ -1,9 +1,5 @@
 """Projection into W / W+ (NVlabs projector semantics) and the perceptual distances it uses."""
 
-import functools
-import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -120,23 +116,3 @@ def test_discriminator_distance(tiny32):
     feats = dist.features(a)
     assert len(feats) == len(tiny32.D.block_resolutions)
     assert torch.allclose(dist(a, feats), torch.zeros(2), atol=1e-6) and (dist(a.flip(2), feats) > 0).all()
-
-
-def test_download_from_a_local_server(tmp_path):
-    served = tmp_path / 'served'
-    served.mkdir()
-    payload = b'weights' * 1000
-    (served / 'w.pth').write_bytes(payload)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f'http://127.0.0.1:{server.server_port}/w.pth'
-        good = hashlib.sha256(payload).hexdigest()[:8]
-        assert perceptual.download(url, tmp_path / 'cache' / 'w.pth', good).read_bytes() == payload
-        with pytest.raises(sg.CheckpointError, match='checksum mismatch'):
-            perceptual.download(url, tmp_path / 'cache' / 'bad.pth', '00000000')
-        assert not (tmp_path / 'cache' / 'bad.pth').exists()
-    finally:
-        server.shutdown()

@@ -1,0 +1,70 @@
+"""Downloads (source networks, VGG weights) against a local HTTP server: checksums, pinning, atomicity."""
+
+import hashlib
+
+import pytest
+
+from stylegan2_lib import downloads, perceptual
+from stylegan2_lib.assets import DEMO_BASE
+from stylegan2_lib.downloads import DownloadError, fetch_network
+
+
+def test_download_verifies_the_checksum_and_leaves_nothing_when_it_fails(http_folder, tmp_path):
+    served, url = http_folder
+    payload = b'weights' * 1000
+    (served / 'w.pth').write_bytes(payload)
+    good = hashlib.sha256(payload).hexdigest()
+    path, digest = downloads.download(f'{url}/w.pth', tmp_path / 'cache' / 'w.pth', sha256_prefix=good[:8], progress=False)
+    assert path.read_bytes() == payload and digest == good
+    with pytest.raises(DownloadError, match='checksum mismatch'):
+        downloads.download(f'{url}/w.pth', tmp_path / 'cache' / 'bad.pth', sha256='0' * 64, progress=False)
+    assert sorted(p.name for p in (tmp_path / 'cache').iterdir()) == ['w.pth']     # no partial file either
+
+
+def test_a_missing_file_is_an_error_naming_it(http_folder, tmp_path):
+    _, url = http_folder
+    with pytest.raises(OSError, match='404'):
+        downloads.download(f'{url}/nothing.pkl', tmp_path / 'x.pkl', progress=False)
+    assert not (tmp_path / 'x.pkl').exists()
+
+
+def test_fetch_network_pins_on_first_download_and_catches_a_changed_cache(http_folder, tmp_path):
+    served, url = http_folder
+    (served / 'net.pkl').write_bytes(DEMO_BASE.read_bytes())
+    cache = tmp_path / 'cache'
+    path = fetch_network(f'{url}/net.pkl', cache_dir=cache, progress=False)
+    pin = (cache / 'net.pkl.sha256').read_text().split()[0]
+    assert pin == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert fetch_network(f'{url}/net.pkl', cache_dir=cache) == path                  # cached, verified
+    path.write_bytes(path.read_bytes()[:-10])                                         # e.g. a half-synced Drive copy
+    with pytest.raises(DownloadError, match='net.pkl: checksum mismatch'):
+        fetch_network(f'{url}/net.pkl', cache_dir=cache)
+
+
+def test_fetch_network_with_a_given_checksum(http_folder, tmp_path):
+    served, url = http_folder
+    (served / 'a.pkl').write_bytes(b'abc')
+    cache = tmp_path / 'cache'
+    with pytest.raises(DownloadError, match='checksum mismatch'):
+        fetch_network(f'{url}/a.pkl', cache_dir=cache, sha256='f' * 64, progress=False)
+    assert list(cache.iterdir()) == []
+    good = hashlib.sha256(b'abc').hexdigest()
+    assert fetch_network(f'{url}/a.pkl', cache_dir=cache, sha256=good, progress=False).read_bytes() == b'abc'
+    assert not (cache / 'a.pkl.sha256').exists()                                   # pinned by the caller, no sidecar
+
+
+def test_known_networks_check_their_architecture(tiny32):
+    assert downloads.KNOWN_NETWORKS['ffhq256'].url.endswith('ffhq-res256-mirror-paper256-noaug.pkl')
+    with pytest.raises(DownloadError, match='resolution is 32, but ffhq256 has 256'):
+        downloads.check_network_facts('ffhq256', tiny32.G_ema)
+    with pytest.raises(ValueError, match="unknown network 'ffhq9'"):
+        fetch_network('ffhq9')
+
+
+def test_vgg_weights_download_through_the_same_helper(http_folder, tmp_path, monkeypatch):
+    served, url = http_folder
+    (served / 'vgg16-397923af.pth').write_bytes(b'not weights')
+    monkeypatch.setattr(perceptual, 'VGG16_URL', f'{url}/vgg16-397923af.pth')
+    with pytest.raises(FileNotFoundError, match='checksum mismatch'):     # the real file's name is its sha256 prefix
+        perceptual.load_vgg16(tmp_path / 'vgg16-397923af.pth', download_missing=True)
+    assert not (tmp_path / 'vgg16-397923af.pth').exists()
