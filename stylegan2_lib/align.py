@@ -12,6 +12,8 @@ For cartoon/anime faces that face detectors miss, `centre_crop` is the documente
 """
 
 import dataclasses
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -134,3 +136,45 @@ def centre_crop(image, size=256):
     s = min(img.size)
     left, top = (img.size[0] - s) // 2, (img.size[1] - s) // 2
     return img.crop((left, top, left + s, top + s)).resize((size, size), Image.LANCZOS)
+
+#----------------------------------------------------------------------------
+# A folder of photos -> a folder of aligned (or centre-cropped) faces: the data-prep step before a dataset.
+
+PHOTO_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
+
+class AlignedFolder(NamedTuple):
+    written:  list          # paths of the face crops, <photo>_<face index>.png
+    faceless: list          # names of the photos in which no face was found
+
+def read_photo(path):
+    """A photo as RGB, turned upright by its EXIF orientation; OSError naming the file when unreadable."""
+    from PIL import ImageOps, UnidentifiedImageError
+    try:
+        with Image.open(path) as img:
+            return ImageOps.exif_transpose(img).convert('RGB')
+    except (OSError, UnidentifiedImageError) as e:
+        raise OSError(f'{path}: cannot read the photo ({e})') from None
+
+def align_folder(src, dest, size=256, centre=False, progress=True):
+    """Every face of every photo in `src` (a photo or a folder, searched recursively), FFHQ-aligned, or the
+    centred square with centre=True (cartoon faces the detector misses), written to `dest` as PNGs. All
+    photos are read before anything is written. Raises ValueError when there is no photo or no face at all."""
+    from tqdm.auto import tqdm
+    from .images import save_image
+    src = Path(src)
+    photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS)
+    if not photos:
+        raise ValueError(f'{src}: no photos ({" ".join(PHOTO_EXTENSIONS)})')
+    crops, faceless = {}, []
+    for photo in tqdm(photos, desc='align', unit='photo', disable=not progress):
+        img = read_photo(photo)
+        found = [centre_crop(img, size)] if centre else [align_with_quad(img, ffhq_quad(lm), size) for lm in face_landmarks(img)]
+        faceless += [photo.name] if not found else []
+        crops.update({f'{photo.stem}_{i:02d}.png': c for i, c in enumerate(found)})
+    if not crops:
+        raise ValueError(f'{src}: no face found in any photo (use centre cropping for drawings the detector misses)')
+    written = []
+    for name, crop in crops.items():
+        save_image(Path(dest) / name, np.asarray(crop))
+        written.append(Path(dest) / name)
+    return AlignedFolder(written, faceless)

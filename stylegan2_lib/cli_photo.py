@@ -5,15 +5,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import images
-from .align import AlignmentUnavailable, NoFaceFound, align_with_quad, centre_crop, face_landmarks, ffhq_quad
+from .align import AlignmentUnavailable, NoFaceFound, align_folder
+from .align import read_photo as _read_photo
 from .checkpoints import load
 from .project import save_projected_w
 from .stylize import stylize
-
-PHOTO_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
 
 
 class PhotoError(Exception):
@@ -21,10 +19,9 @@ class PhotoError(Exception):
 
 def read_photo(path):
     try:
-        with Image.open(path) as img:
-            return ImageOps.exif_transpose(img).convert('RGB')
-    except (OSError, UnidentifiedImageError) as e:
-        raise PhotoError(f'{path}: cannot read the photo ({e})') from None
+        return _read_photo(path)
+    except OSError as e:
+        raise PhotoError(str(e)) from None
 
 def _generator(path, what):
     G = load(path).generator
@@ -36,28 +33,17 @@ def _generator(path, what):
 
 def cmd_align(args):
     """Every face of every photo, FFHQ-aligned (or centre-cropped); photos without a face are listed."""
-    src = Path(args.src)
-    photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS)
-    if not photos:
-        raise PhotoError(f'{src}: no photos ({" ".join(PHOTO_EXTENSIONS)})')
-    crops, faceless = {}, []
-    for photo in photos:
-        img = read_photo(photo)
-        try:
-            found = [centre_crop(img, args.size)] if args.centre_crop else \
-                    [align_with_quad(img, ffhq_quad(lm), args.size) for lm in face_landmarks(img)]
-        except AlignmentUnavailable as e:
-            raise PhotoError(str(e)) from None
-        faceless += [photo.name] if not found else []
-        crops.update({f'{photo.stem}_{i:02d}.png': c for i, c in enumerate(found)})
-    for name, crop in crops.items():                 # written only once every photo has been read
-        images.save_image(Path(args.dest) / name, np.asarray(crop))
+    try:
+        result = align_folder(args.src, args.dest, args.size, centre=args.centre_crop, progress=False)
+    except (AlignmentUnavailable, OSError) as e:
+        raise PhotoError(str(e)) from None
+    except ValueError as e:
+        raise PhotoError(str(e).replace('centre cropping', '--centre-crop')) from None
+    faceless = result.faceless
     if faceless:
         print(f'stylegan2-lib: warning: no face found in {len(faceless)} photo(s), skipped: {", ".join(faceless[:20])}'
               + (' ...' if len(faceless) > 20 else ''), file=sys.stderr)
-    if not crops:
-        raise PhotoError(f'{src}: no face found in any photo (use --centre-crop for drawings the detector misses)')
-    print(f'wrote {len(crops)} aligned {args.size}x{args.size} face(s) to {args.dest}')
+    print(f'wrote {len(result.written)} aligned {args.size}x{args.size} face(s) to {args.dest}')
     return 0
 
 def cmd_stylize(args):

@@ -95,9 +95,6 @@ def show(image, width=None):
 
 def plot_metrics(records, path=None):
     """Loss_G, loss_D and ADA's p against kimg as one figure (matplotlib); saved to `path` when given."""
-    import matplotlib
-    if path is not None:
-        matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     kimg = [r['kimg'] for r in records]
     fig, (ax_loss, ax_p) = plt.subplots(1, 2, figsize=(9, 3))
@@ -139,3 +136,60 @@ class TrainingMonitor:
         else:
             for handle, item in zip(self.handles, items):
                 handle.update(item)
+
+#----------------------------------------------------------------------------
+# Inputs for the notebooks: source networks (downloaded where needed), and offline stand-ins for SMOKE runs.
+
+def source_network(name_or_path, sha256=None, cache_dir=None):
+    """A local checkpoint path: an existing file as is; a KNOWN_NETWORKS name or URL downloaded into the
+    cache (progress bar, checksum) and, for a known name, checked to be the architecture it should be."""
+    from .checkpoints import load
+    from .downloads import KNOWN_NETWORKS, check_network_facts, fetch_network, sha256_of
+    if Path(str(name_or_path)).exists():
+        return Path(name_or_path)
+    path = fetch_network(name_or_path, cache_dir=cache_dir, sha256=sha256)
+    if name_or_path in KNOWN_NETWORKS:
+        check_network_facts(name_or_path, load(path).generator)
+    print(f'{path.name}: sha256 {sha256_of(path)} (pass it as sha256= to pin this exact file)')
+    return path
+
+def sample_photos(dest):
+    """Two real photos that packages ship (scikit-image's astronaut, matplotlib's grace_hopper), as JPEGs in
+    `dest`: the offline input of the notebooks' SMOKE runs and of a first try."""
+    import matplotlib.cbook
+    import skimage.data
+    from PIL import Image
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(skimage.data.astronaut()).save(dest / 'astronaut.jpg', quality=95)
+    with matplotlib.cbook.get_sample_data('grace_hopper.jpg') as f:
+        (dest / 'grace_hopper.jpg').write_bytes(f.read())
+    return dest
+
+def demo_dataset(dest_zip, count=32, seed=1000):
+    """A small "cartoon" dataset drawn by the bundled fine-tuned demo generator (the demo's animal faces),
+    prepared as a training zip: the offline data of the training notebook's SMOKE run."""
+    import tempfile
+    from . import images
+    from .assets import DEMO_TOON
+    from .checkpoints import load
+    from .data import prepare_dataset
+    G = load(DEMO_TOON).G_ema
+    imgs = images.to_uint8(images.generate_images(G, range(seed, seed + count), truncation_psi=0.8, progress=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, img in enumerate(imgs):
+            images.save_image(Path(tmp) / f'{i:04d}.png', img)
+        prepare_dataset(tmp, dest_zip, G.img_resolution, progress=False)
+    return Path(dest_zip)
+
+def fine_tuned(path_or_run):
+    """A fine-tuned checkpoint: a file as is, or a training run directory's newest snapshot."""
+    from .train.state import is_run_dir, list_snapshots
+    if is_run_dir(path_or_run):
+        found = list_snapshots(path_or_run)
+        if not found:
+            raise ValueError(f'{path_or_run}: this training run has no snapshots yet')
+        return found[-1][2]
+    if not Path(path_or_run).exists():
+        raise FileNotFoundError(f'{path_or_run}: no such checkpoint file or run directory')
+    return Path(path_or_run)

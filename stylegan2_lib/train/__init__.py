@@ -13,6 +13,6 @@ augmentation take and return modules and tensors; only the loop and state touch 
 
 from .options import TrainOptions
 from .loop import TickInfo, TrainingError, train
-from .state import list_snapshots
+from .state import latest_run, list_snapshots
 
-__all__ = ['TrainOptions', 'TickInfo', 'TrainingError', 'train', 'list_snapshots']
+__all__ = ['TrainOptions', 'TickInfo', 'TrainingError', 'train', 'list_snapshots', 'latest_run']

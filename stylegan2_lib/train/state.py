@@ -28,17 +28,29 @@ _SNAPSHOT = re.compile(r'network-snapshot-kimg(\d+\.\d{3})-epoch(\d+)\.safetenso
 
 #----------------------------------------------------------------------------
 
+def _run_name(data_name):
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', data_name)
+
 def create_run_dir(outdir, name):
     """outdir/NNNNN-name with the next free number (NVlabs's layout)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     numbers = [int(p.name[:5]) for p in outdir.iterdir() if re.match(r'\d{5}-', p.name)]
-    run = outdir / f'{max(numbers, default=-1) + 1:05d}-{re.sub(r"[^A-Za-z0-9_.-]+", "_", name)}'
+    run = outdir / f'{max(numbers, default=-1) + 1:05d}-{_run_name(name)}'
     run.mkdir()
     return run
 
 def is_run_dir(path):
     return Path(path).is_dir() and (Path(path) / STATE_FILE).is_file()
+
+def latest_run(outdir, name=None):
+    """The newest resumable run directory in `outdir` (of data `name` when given), or None: what a notebook
+    resumes after a disconnect. A run killed before its first snapshot is not resumable and is passed over."""
+    outdir = Path(outdir)
+    runs = [p for p in outdir.iterdir() if re.fullmatch(r'\d{5}-.+', p.name) and is_run_dir(p)] if outdir.is_dir() else []
+    if name is not None:
+        runs = [p for p in runs if p.name[6:] == _run_name(name)]
+    return max(runs, key=lambda p: int(p.name[:5]), default=None)
 
 def write_json(path, obj):
     files.atomic_write_bytes(path, (json.dumps(obj, indent=2) + '\n').encode())

@@ -1,0 +1,142 @@
+"""Every notebook runs top to bottom offline with SMOKE = True (papermill injects it after the cell tagged
+`parameters`), in a scratch folder, on a kernel of this Python; the files each one promises are checked.
+The committed notebooks are what tools/make_notebooks.py writes, and follow the conventions."""
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+papermill = pytest.importorskip('papermill')
+pytest.importorskip('ipykernel')
+
+import stylegan2_lib as sg
+from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
+from stylegan2_lib.train import list_snapshots
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / 'notebooks').glob('*.ipynb'))
+KERNEL = 'stylegan2-lib-tests'
+
+
+def test_colab_keeps_its_torch():
+    deps = re.search(r'dependencies = \[(.*?)\]', (ROOT / 'pyproject.toml').read_text(), re.S).group(1)
+    assert re.search(r'"torch>=[\d.]+"', deps) and '==' not in deps                 # no pin that would replace it
+
+
+@pytest.fixture(scope='module')
+def kernel(tmp_path_factory):
+    """A kernelspec for this very Python (a system-wide 'python3' spec may point at another one)."""
+    import os
+    home = tmp_path_factory.mktemp('jupyter')
+    spec = home / 'kernels' / KERNEL
+    spec.mkdir(parents=True)
+    spec.joinpath('kernel.json').write_text(json.dumps({
+        'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+        'display_name': 'stylegan2_lib tests', 'language': 'python'}))
+    old = os.environ.get('JUPYTER_PATH')
+    os.environ['JUPYTER_PATH'] = str(home) + (os.pathsep + old if old else '')
+    yield KERNEL
+    if old is None:
+        os.environ.pop('JUPYTER_PATH')
+    else:
+        os.environ['JUPYTER_PATH'] = old
+
+
+def run(name, workdir, kernel):
+    out = workdir / f'executed-{name}'
+    papermill.execute_notebook(str(ROOT / 'notebooks' / name), str(out), parameters={'SMOKE': True},
+                               kernel_name=kernel, cwd=str(workdir), progress_bar=False, log_output=False)
+    return json.loads(out.read_text())
+
+
+def outputs_text(nb):
+    return ''.join(o.get('text', '') if isinstance(o.get('text', ''), str) else ''.join(o['text'])
+                   for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []))
+
+
+def test_the_notebooks_are_the_generated_ones():
+    assert [p.name for p in NOTEBOOKS] == ['01_data_prep.ipynb', '02_transfer_training.ipynb',
+                                           '03_blend_explorer.ipynb', '04_stylize_photo.ipynb']
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_notebooks.py'), '--check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(path):
+    nb = json.loads(path.read_text())
+    cells = nb['cells']
+    badge = re.search(r'\(https://colab\.research\.google\.com/github/[^)]+/blob/main/notebooks/([^)]+)\)', ''.join(cells[0]['source']))
+    assert badge and badge.group(1) == path.name                               # the badge opens this notebook
+    code = [c for c in cells if c['cell_type'] == 'code']
+    setup = ''.join(code[0]['source'])
+    assert "find_spec('stylegan2_lib') is None" in setup and 'runtime_report()' in setup
+    install = re.search(r'subprocess\.run\(\[(.*?)\], check=True\)', setup, re.S).group(1)
+    assert "'pip', 'install'" in install and 'torch' not in install and 'upgrade' not in install and 'reinstall' not in install
+    params = [c for c in code if 'parameters' in c['metadata'].get('tags', [])]
+    assert len(params) == 1 and re.search(r'^SMOKE = False\b', ''.join(params[0]['source']), re.M)
+    assert all(not c.get('outputs') and c.get('execution_count') is None for c in code)   # committed clean
+
+
+def test_data_prep_smoke(tmp_path, kernel):
+    run('01_data_prep.ipynb', tmp_path, kernel)
+    faces = sorted(p.name for p in (tmp_path / 'smoke' / 'faces').iterdir())
+    # dlib also "finds" a face in the astronaut's mission patch: the reason the notebook says to look through them
+    assert {'astronaut_00.png', 'grace_hopper_00.png'} <= set(faces) and len(faces) <= 3
+    data = sg.ImageDataset(tmp_path / 'smoke' / 'faces-64.zip', 64)
+    assert len(data) == len(faces) and data[0].shape == (3, 64, 64)
+
+
+def test_transfer_training_smoke_and_resume(tmp_path, kernel):
+    nb = run('02_transfer_training.ipynb', tmp_path, kernel)
+    runs = sorted((tmp_path / 'smoke' / 'runs').iterdir())
+    assert len(runs) == 1 and (runs[0] / 'metrics.png').stat().st_size > 0
+    snaps = list_snapshots(runs[0])
+    assert len(snaps) >= 2 and snaps[-1][0] >= 0.5                            # a snapshot every SNAP kimg, to the end
+    assert 'a new run in smoke/runs' in outputs_text(nb)
+    # The live view: the sample grid and the curves were displayed as images during the run.
+    shown = [o for c in nb['cells'] for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
+    assert len(shown) >= 2
+    # Run it again (as after a disconnect): it continues the same run instead of starting a new one.
+    nb = run('02_transfer_training.ipynb', tmp_path, kernel)
+    assert f'continuing smoke/runs/{runs[0].name}' in outputs_text(nb)
+    assert sorted((tmp_path / 'smoke' / 'runs').iterdir()) == runs
+
+
+def test_blend_explorer_smoke(tmp_path, kernel):
+    nb = run('03_blend_explorer.ipynb', tmp_path, kernel)
+    widget = [o for c in nb['cells'] for o in c.get('outputs', []) if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
+    assert widget                                                              # the explorer was displayed
+    exported = tmp_path / 'smoke' / 'exports' / 'blend-demo-toon-swap16.pkl'
+    G = sg.load(exported).G_ema
+    want = sg.blend(sg.load(DEMO_BASE).G_ema, sg.load(DEMO_TOON).G_ema, 16)
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(G(z, None, noise_mode='const'), want(z, None, noise_mode='const'), atol=1e-4)
+    figure = np.asarray(__import__('PIL.Image', fromlist=['Image']).open(tmp_path / 'smoke' / 'exports' / 'epoch-x-swap.png'))
+    assert figure.shape[0] == 14 + 64                                         # one snapshot: one labelled row
+
+
+def test_stylize_photo_smoke(tmp_path, kernel):
+    run('04_stylize_photo.ipynb', tmp_path, kernel)
+    out = tmp_path / 'smoke' / 'stylized'
+    assert sorted(p.name for p in out.iterdir()) == ['aligned.png', 'projected.png', 'projected_w.npz', 'strip.png']
+    with np.load(out / 'projected_w.npz') as f:
+        w = f['w']
+    G = sg.load(DEMO_BASE).G_ema
+    assert w.shape == (1, G.num_ws, G.w_dim) and np.isfinite(w).all()
+
+
+def test_zip_members_of_a_prepared_set_are_pngs(tmp_path, kernel):
+    run('01_data_prep.ipynb', tmp_path, kernel)
+    with zipfile.ZipFile(tmp_path / 'smoke' / 'faces-64.zip') as z:
+        names = sorted(z.namelist())
+        info = json.loads(z.read('dataset.json'))
+    assert names == [f'{i:08d}.png' for i in range(len(names) - 1)] + ['dataset.json']
+    assert sorted(Path(i['source']).name for i in info['images']) == sorted(p.name for p in (tmp_path / 'smoke' / 'faces').iterdir())

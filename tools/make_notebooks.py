@@ -1,0 +1,264 @@
+"""Write the four notebooks in notebooks/ from the cell sources below (one place for the shared set-up cell,
+badges and parameter conventions), so they stay small, consistent and reviewable as Python.
+
+    python tools/make_notebooks.py           # (re)write notebooks/*.ipynb
+    python tools/make_notebooks.py --check   # exit 1 if a committed notebook differs from what this writes
+
+Conventions every notebook follows: an "Open in Colab" badge; a set-up cell that installs the library from
+the repository unless it is already importable (Colab's torch is kept: the library asks for torch>=2.0
+only), then reports the GPU; one cell tagged `parameters` (papermill) holding the knobs and `SMOKE = False`;
+with SMOKE = True every notebook runs offline on the bundled demo pair in a few minutes on a 2-core CPU
+(tests/test_notebooks.py runs them so). Logic lives in the library; cells call it in a few lines.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+REPO = 'stylegan2-lib/stylegan2_lib'             # GitHub owner/name: the badges and the set-up cell use it
+BRANCH = 'main'
+
+SETUP = f'''\
+# Set-up: install stylegan2_lib with its face-alignment and notebook extras, unless it is importable already
+# (a local checkout: `pip install -e ".[align,notebook]"`). Colab's own torch is kept.
+import importlib.util, subprocess, sys
+if importlib.util.find_spec('stylegan2_lib') is None:
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',
+                    'stylegan2_lib[align,notebook] @ git+https://github.com/{REPO}@{BRANCH}'], check=True)
+from pathlib import Path
+import stylegan2_lib as sg
+from stylegan2_lib import notebook as nb
+print(nb.runtime_report())'''
+
+def badge(name):
+    url = f'https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/notebooks/{name}'
+    return f'[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})'
+
+#----------------------------------------------------------------------------
+
+NOTEBOOKS = {
+'01_data_prep.ipynb': [
+('md', '''# 1. Data preparation: a folder of faces -> a training zip
+
+Collect a few hundred images of the style you want (anime, cartoon, painted faces), cut the faces out the
+way the source network's training data was cut (FFHQ alignment for real faces; a centred square for drawn
+faces the face detector misses), look through them, and pack them into the zip that
+`02_transfer_training.ipynb` trains on.
+
+**Needs:** no GPU. About a second per photo for face alignment on Colab's CPU; a few MB of disk per hundred
+256x256 faces.'''),
+('code', SETUP),
+('params', '''\
+SOURCE = 'upload'            # 'upload' (a file picker in the browser, Colab) or a folder of images (e.g. on Drive)
+MOUNT_DRIVE = False          # mount Google Drive first, to read SOURCE from it / write OUT_ZIP to it
+MODE = 'crop'                # 'align': find faces and align them as FFHQ was made (photos of real faces)
+                             # 'crop':  the centred square of each image (drawn faces, already roughly cropped)
+RESOLUTION = 256             # the resolution of the source network (256 for the NVlabs FFHQ transfer source)
+FACES = 'data/faces'         # the cut-out faces land here: look through them and delete bad ones
+OUT_ZIP = 'data/style-256.zip'
+SMOKE = False                # True: an offline run on two sample photos (tests use it)'''),
+('code', '''\
+if SMOKE:   # offline and small: the two photos scikit-image and matplotlib ship, aligned at 64x64
+    SOURCE, MODE, RESOLUTION = str(nb.sample_photos('smoke/photos')), 'align', 64
+    FACES, OUT_ZIP = 'smoke/faces', 'smoke/faces-64.zip'
+drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. SOURCE = str(drive / 'anime')
+if SOURCE == 'upload':
+    nb.upload_files('data/uploaded')
+    SOURCE = 'data/uploaded'
+'''),
+('md', '## Cut out the faces'),
+('code', '''\
+from stylegan2_lib.align import align_folder
+result = align_folder(SOURCE, FACES, size=RESOLUTION, centre=(MODE == 'crop'))
+print(f'{len(result.written)} faces written to {FACES}; no face found in: {", ".join(result.faceless) or "none"}')'''),
+('code', '''\
+from stylegan2_lib.data import load_image
+nb.show(sg.make_grid([load_image(p, min(RESOLUTION, 128)) for p in result.written[:48]], cols=8))'''),
+('md', '## Pack the training zip\nRe-run this cell after deleting faces you do not want.'),
+('code', '''\
+written, skipped = sg.prepare_dataset(FACES, OUT_ZIP, RESOLUTION)
+print(f'{OUT_ZIP}: {written} images, {skipped} unreadable and skipped.')
+print(f'Next: 02_transfer_training.ipynb with DATA = {OUT_ZIP!r}')'''),
+],
+
+'02_transfer_training.ipynb': [
+('md', '''# 2. Transfer training: fine-tune an FFHQ generator on your faces
+
+Start from a pretrained real-face generator (NVlabs's FFHQ 256x256 transfer-learning network is
+downloaded and checksum-checked, or use any checkpoint file) and fine-tune a copy on the zip from
+`01_data_prep.ipynb`. Small sets overfit within tens of epochs, so a snapshot is kept every `SNAP` kimg;
+`03_blend_explorer.ipynb` lets you pick the best one. Samples and loss / augmentation curves update below
+while it trains. After a Colab disconnect, run the notebook again: with `RESUME = True` it continues the
+newest run of the same data in `OUTDIR` from its last snapshot.
+
+**Needs:** a GPU (Runtime > Change runtime type). NVlabs report 21.6-24.2 s/kimg at 256x256 on one V100, so
+40 kimg is roughly 15 minutes there; expect a few times longer on a T4. Disk: about 280 MB per 256x256
+snapshot (G, D and G_ema in float32), so keep `OUTDIR` on Drive and `SNAP` not too small.'''),
+('code', SETUP),
+('params', '''\
+SOURCE_NETWORK = 'ffhq256'   # 'ffhq256' / 'ffhq1024' (downloaded from NVlabs), a URL, or a checkpoint file
+SOURCE_SHA256 = None         # pin the sha256 of the file (the first download prints it and records it)
+DATA = 'data/style-256.zip'  # from 01_data_prep.ipynb
+OUTDIR = 'runs'              # on Drive (MOUNT_DRIVE) the snapshots survive a disconnect
+MOUNT_DRIVE = False
+RESUME = True                # continue the newest run of DATA in OUTDIR, if there is one
+KIMG = 40                    # length in thousands of images shown (tens of epochs of a few hundred images)
+SNAP = 4                     # a snapshot every SNAP kimg: the snapshot slider of the explorer
+BATCH = 8
+GAMMA = None                 # R1 weight, None = the NVlabs auto value for the resolution and batch
+FREEZED = 0                  # FreezeD: freeze this many discriminator blocks (try 4 for very small sets)
+MIRROR = True                # also train on left-right flipped images
+WORKERS = 2                  # data-loading processes
+SMOKE = False                # True: an offline run on the bundled 32x32 demo base (tests use it)'''),
+('code', '''\
+if SMOKE:   # offline and small: fine-tune the demo base on 32 images drawn by the demo's fine-tuned model
+    from stylegan2_lib.assets import DEMO_BASE
+    SOURCE_NETWORK, DATA, OUTDIR = str(DEMO_BASE), str(nb.demo_dataset('smoke/toon-32.zip')), 'smoke/runs'
+    KIMG, SNAP, BATCH, WORKERS = 0.5, 0.25, 8, 0
+drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. OUTDIR = str(drive / 'stylegan2-runs')
+source = nb.source_network(SOURCE_NETWORK, sha256=SOURCE_SHA256)
+print(sg.ImageDataset(DATA, sg.load(source).G_ema.img_resolution))'''),
+('md', '## Train (re-run after a disconnect to continue)'),
+('code', '''\
+from stylegan2_lib.train import latest_run
+previous = latest_run(OUTDIR, Path(DATA).stem) if RESUME else None
+print(f'continuing {previous}' if previous else f'a new run in {OUTDIR}, starting from {source.name}')
+opts = sg.TrainOptions(data=DATA, outdir=OUTDIR, resume=str(previous or source), kimg=KIMG, snap=SNAP,
+                       tick=min(1.0, SNAP / 2), batch=BATCH, gamma=GAMMA, freezed=FREEZED, mirror=MIRROR, workers=WORKERS)
+run_dir = sg.train(opts, callback=nb.TrainingMonitor())'''),
+('md', '## The snapshots'),
+('code', '''\
+from stylegan2_lib.train import list_snapshots
+from stylegan2_lib.train.state import read_metrics
+for kimg, epoch, path in list_snapshots(run_dir):
+    print(f'epoch {epoch:5d}  {kimg:8.2f} kimg  {path.name}')
+nb.plot_metrics(read_metrics(run_dir), run_dir / 'metrics.png')
+print(f'Next: 03_blend_explorer.ipynb with BASE = {str(source)!r} and RUN = {str(run_dir)!r}')'''),
+],
+
+'03_blend_explorer.ipynb': [
+('md', '''# 3. Blend explorer: pick a swap resolution and a snapshot, download the stylizer
+
+The low-resolution layers of one generator carry pose and face shape, the high-resolution layers colour
+and texture. Slide the swap point ('all high' .. 'all low'), the fine-tuning snapshot, the blend width and
+the truncation; 'compare swaps' shows every swap point at once. 'Export blend' writes the current blend
+(NVlabs `.pkl`, rosinality `.pt` or safetensors) and downloads it.
+
+**Needs:** no GPU for a look (a slider move re-renders only what changed: tens of milliseconds at 64x64 on a
+CPU; a 256x256 blend takes longer on a CPU, much less on a GPU). Disk: one checkpoint per export: at 256x256
+about 100 MB as safetensors (G_ema only), about 280 MB as NVlabs `.pkl` (their loader wants G, D and G_ema).'''),
+('code', SETUP),
+('params', '''\
+BASE = 'ffhq256'             # the source network: a known name, a URL or a file (as in 02)
+RUN = 'runs/00000-style-256' # a training run directory (all its snapshots), or a list of checkpoint files
+SEEDS = '0-3'
+OUTDIR = 'exports'
+SMOKE = False                # True: the bundled 32x32 demo pair, offline (tests use it)'''),
+('code', '''\
+if SMOKE:   # the bundled demo pair: demo-base and its fine-tuned copy demo-toon
+    from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
+    BASE, RUN, OUTDIR = str(DEMO_BASE), [str(DEMO_TOON)], 'smoke/exports'
+from stylegan2_lib.explorer import BlendExplorer
+explorer = BlendExplorer(nb.source_network(BASE), RUN, seeds=SEEDS, outdir=OUTDIR)
+explorer'''),
+('md', '## Every snapshot x every swap point, as one figure'),
+('code', '''\
+figure = explorer.views.epoch_swap_grid(seed=int(SEEDS.split('-')[0].split(',')[0]))
+sg.save_image(Path(OUTDIR) / 'epoch-x-swap.png', figure)
+nb.show(figure)'''),
+('md', '## Export without the widget\nThe same as the button, for the explorer\'s current settings.'),
+('code', '''\
+path = explorer.export()
+G = sg.load(path).G_ema           # read back: the file loads, in this library and in NVlabs's legacy loader
+print(f'{path}: {path.stat().st_size / 2**20:.1f} MiB, a {G.img_resolution}x{G.img_resolution} generator')'''),
+],
+
+'04_stylize_photo.ipynb': [
+('md', '''# 4. Stylize a photo
+
+Upload a photo: the face is aligned as FFHQ was made, projected into the base (real-face) generator, and the
+projected latent is rendered with the blend of the base and your fine-tuned generator at every swap
+resolution, as a strip.
+
+**Needs:** a GPU for NVlabs's 1000 projection steps at 256x256 (a few minutes; far longer on a CPU). The
+VGG16 perceptual distance downloads torchvision's VGG16 weights once (528 MB, checksum-checked);
+`LOSS = 'discriminator'` uses the checkpoint's discriminator instead and needs no download.'''),
+('code', SETUP),
+('params', '''\
+PHOTO = 'upload'             # 'upload' (a file picker in the browser) or a path to a photo
+BASE = 'ffhq256'             # the real-face generator the photo is projected into (as in 02)
+STYLED = 'runs/00000-style-256'  # the fine-tuned generator: a checkpoint, or a run directory (its newest snapshot)
+STEPS = 1000                 # projection steps (the NVlabs default; 300 is a fair preview)
+LOSS = 'vgg'                 # 'vgg' (LPIPS-style, downloads VGG16 once), 'discriminator', 'pixel' or 'auto'
+W_PLUS = False               # one w per layer: a closer fit, less like the faces the generator makes itself
+OUTDIR = 'stylized'
+SMOKE = False                # True: a sample photo and the bundled 32x32 demo pair, offline (tests use it)'''),
+('code', '''\
+if SMOKE:   # offline and small: a sample photo, the demo pair, a short projection on pixels
+    from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
+    PHOTO = str(nb.sample_photos('smoke/photos') / 'grace_hopper.jpg')
+    BASE, STYLED, STEPS, LOSS, OUTDIR = str(DEMO_BASE), str(DEMO_TOON), 20, 'pixel', 'smoke/stylized'
+if PHOTO == 'upload':
+    PHOTO = str(nb.upload_files('photos')[0])
+base = sg.load(nb.source_network(BASE))
+styled = sg.load(nb.fine_tuned(STYLED)).G_ema'''),
+('md', '## Align, project, render with every blend'),
+('code', '''\
+from stylegan2_lib.align import read_photo
+from stylegan2_lib.stylize import stylize
+result = stylize(read_photo(PHOTO), base.G_ema, styled=styled, steps=STEPS, loss=LOSS, D=base.D, w_plus=W_PLUS)
+print(f'projected with the {result.projection.method} distance')
+nb.show(result.strip)'''),
+('md', '## Save and download'),
+('code', '''\
+import numpy as np
+out = Path(OUTDIR)
+for name, img in [('aligned.png', result.aligned), ('projected.png', result.projected), ('strip.png', result.strip)]:
+    sg.save_image(out / name, np.asarray(img))
+sg.save_projected_w(out / 'projected_w.npz', result.projection.ws)
+print(sorted(p.name for p in out.iterdir()))
+from IPython.display import HTML
+HTML(nb.offer_download(out / 'strip.png'))'''),
+],
+}
+
+#----------------------------------------------------------------------------
+
+def build(name, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'},
+                   'language_info': {'name': 'python'}, 'accelerator': 'GPU', 'colab': {'provenance': []}}
+    nb.cells.append(nbformat.v4.new_markdown_cell(badge(name)))
+    for kind, source in cells:
+        if kind == 'md':
+            nb.cells.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            cell = nbformat.v4.new_code_cell(source.rstrip())
+            if kind == 'params':
+                cell.metadata['tags'] = ['parameters']
+            nb.cells.append(cell)
+    for i, cell in enumerate(nb.cells):          # stable ids, so a rewrite changes nothing unless a cell did
+        cell['id'] = f'{Path(name).stem[:2]}-cell-{i:02d}'
+    return nbformat.writes(nb) + '\n'
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true', help='compare with the committed notebooks, write nothing')
+    args = parser.parse_args()
+    stale = []
+    for name, cells in NOTEBOOKS.items():
+        path, text = ROOT / 'notebooks' / name, build(name, cells)
+        if args.check:
+            stale += [name] if not path.exists() or path.read_text() != text else []
+        else:
+            path.write_text(text)
+    if stale:
+        print(f'out of date (run python tools/make_notebooks.py): {", ".join(stale)}', file=sys.stderr)
+        return 1
+    return 0
+
+if __name__ == '__main__':
+    sys.exit(main())
