@@ -70,6 +70,10 @@ class BlendExplorer(widgets.VBox):
         self.titles = {k: widgets.HTML() for k in ('low', 'blend', 'high')}
         self.images = {k: widgets.Image(format='png') for k in ('low', 'blend', 'high')}
         self.compare_image = widgets.Image(format='png')
+        for key, image in self.images.items():         # stable hooks for browser tests and custom CSS
+            image.add_class(f'sg-image-{key}')
+        self.swap.add_class('sg-swap')
+        self.compare_image.add_class('sg-image-compare')
         self.columns_box = widgets.HBox([widgets.VBox([self.titles[k], self.images[k]]) for k in ('low', 'blend', 'high')])
         self.compare_box = widgets.VBox([self.compare_image])
         controls = widgets.VBox([self.swap, self.snapshot, self.width, self.psi, self.seeds, self.low_from, self.mode,
