@@ -55,7 +55,7 @@ def main():
     rows = {k: [] for k in ('first view', 'swap move (new)', 'swap move (seen)', 'new seed', 'snapshot change (new file)')}
     with tempfile.TemporaryDirectory() as tmp:
         files = []
-        for i in range(args.repeats + 1):
+        for i in range(2 * args.repeats):
             files.append(Path(tmp) / f'snap{i}.safetensors')
             sg.save(files[-1], G_ema=perturbed(base, i))
         for r in range(args.repeats):
@@ -63,14 +63,13 @@ def main():
             ex = None
             def first():
                 nonlocal ex
-                ex = BlendExplorer(base, [files[r], files[args.repeats]], seeds=seeds, resolution=16, device=args.device,
-                                   outdir=tmp)
+                ex = BlendExplorer(base, [files[2 * r], files[2 * r + 1]], seeds=seeds, resolution=16, device=args.device,
+                                   outdir=tmp)                  # shows the last snapshot first
             rows['first view'].append(timed(first))
-            ex.snapshot.value = 0
             rows['swap move (new)'].append(timed(lambda: setattr(ex.swap, 'value', 8)))
             rows['swap move (seen)'].append(timed(lambda: setattr(ex.swap, 'value', 16)))
             rows['new seed'].append(timed(lambda: setattr(ex.seeds, 'value', f'0-{args.seeds}')))
-            rows['snapshot change (new file)'].append(timed(lambda: setattr(ex.snapshot, 'value', 1)))
+            rows['snapshot change (new file)'].append(timed(lambda: setattr(ex.snapshot, 'value', 0)))
     device = torch.cuda.get_device_name() if args.device == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
     print(f'explorer latency, {args.res}x{args.res}, channel_base {args.channel_base}, {args.seeds} seeds, {args.device} ({device}), '
           f'torch {torch.__version__}, median of {args.repeats}')

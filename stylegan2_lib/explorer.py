@@ -67,6 +67,8 @@ class BlendExplorer(widgets.VBox):
         self.export_button = widgets.Button(description='Export blend', icon='download', button_style='primary')
         self.link = widgets.HTML()
         self.status = widgets.HTML()
+        # Output of button callbacks (Colab's files.download runs JavaScript through it; errors show here).
+        self.messages = widgets.Output()
         self.titles = {k: widgets.HTML() for k in ('low', 'blend', 'high')}
         self.images = {k: widgets.Image(format='png') for k in ('low', 'blend', 'high')}
         self.compare_image = widgets.Image(format='png')
@@ -77,11 +79,11 @@ class BlendExplorer(widgets.VBox):
         self.columns_box = widgets.HBox([widgets.VBox([self.titles[k], self.images[k]]) for k in ('low', 'blend', 'high')])
         self.compare_box = widgets.VBox([self.compare_image])
         controls = widgets.VBox([self.swap, self.snapshot, self.width, self.psi, self.seeds, self.low_from, self.mode,
-                                 widgets.HBox([self.format, self.export_button]), self.link])
+                                 widgets.HBox([self.format, self.export_button]), self.link, self.messages])
         super().__init__([controls, self.columns_box, self.status])
         for w in (self.swap, self.snapshot, self.width, self.psi, self.seeds, self.low_from, self.mode):
             w.observe(self.update, names='value')
-        self.export_button.on_click(lambda _: self.export())
+        self.export_button.on_click(self._export_clicked)
         self.update()
 
     def state(self):
@@ -112,6 +114,10 @@ class BlendExplorer(widgets.VBox):
             self.compare_image.value = _png(self.views.compare(v, min_tile=min(self.tile, 96)))
         self.last_update_seconds = time.perf_counter() - t0
         self.status.value = f'updated in {self.last_update_seconds * 1000:.0f} ms on {self.views.device.type}'
+
+    def _export_clicked(self, _button):
+        with self.messages:
+            self.export()
 
     def export(self):
         """Write the current blend into `outdir` in the chosen format and offer it for download."""

@@ -96,3 +96,20 @@ def http_folder(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def fake_colab(monkeypatch):
+    """google.colab with files.upload / files.download recorded, as Colab provides them."""
+    import sys
+    import types
+    calls = {'downloaded': []}
+    files = types.SimpleNamespace(upload=lambda: {'me.jpg': b'jpeg bytes', '../evil/x.png': b'png'},
+                                  download=lambda path: calls['downloaded'].append(path))
+    colab = types.ModuleType('google.colab')
+    colab.files = files
+    google = types.ModuleType('google')
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, 'google', google)
+    monkeypatch.setitem(sys.modules, 'google.colab', colab)
+    return calls

@@ -154,3 +154,11 @@ def test_mismatched_snapshot_is_refused_by_name(pair, tiny32):
     views = BlendViews(base, {'odd': tiny32.G_ema})
     with pytest.raises(ValueError, match='cannot blend'):
         views.columns(ViewState(snapshot=0))
+
+
+def test_in_colab_the_export_button_starts_the_download(pair, tmp_path, fake_colab):
+    base, toon, _ = pair
+    ex = BlendExplorer(base, [toon], seeds='0', resolution=8, outdir=tmp_path)
+    ex.export_button.click()
+    assert fake_colab['downloaded'] == [str(tmp_path / 'blend-network-0-swap8.pkl')]
+    assert 'downloading' in ex.link.value

@@ -1,9 +1,6 @@
 """The notebook helpers outside a notebook and with a stand-in google.colab module: what they show, write
 and call; source networks fetched from a local server; which run a notebook resumes."""
 
-import sys
-import types
-
 import pytest
 
 import stylegan2_lib as sg
@@ -11,21 +8,6 @@ from stylegan2_lib import downloads, notebook as nb
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
 from stylegan2_lib.downloads import DownloadError, SourceNetwork
 from stylegan2_lib.train.state import latest_run
-
-
-@pytest.fixture
-def fake_colab(monkeypatch):
-    """google.colab with files.upload / files.download recorded, as Colab provides them."""
-    calls = {'downloaded': []}
-    files = types.SimpleNamespace(upload=lambda: {'me.jpg': b'jpeg bytes', '../evil/x.png': b'png'},
-                                  download=lambda path: calls['downloaded'].append(path))
-    colab = types.ModuleType('google.colab')
-    colab.files = files
-    google = types.ModuleType('google')
-    google.colab = colab
-    monkeypatch.setitem(sys.modules, 'google', google)
-    monkeypatch.setitem(sys.modules, 'google.colab', colab)
-    return calls
 
 
 def test_runtime_report_names_the_device():
