@@ -62,10 +62,17 @@ def upload_files(dest):
         saved.append(dest / Path(name).name)
     return saved
 
+# Voila serves a notebook's files under <base>/voila/files/ (those its file_allowlist admits) and tells the
+# kernel so through SERVER_SOFTWARE and VOILA_BASE_URL; Jupyter resolves a relative link itself.
+VOILA_ALLOWLIST = r"['.*\\.(png|jpg|pkl|pt|pth|safetensors|npz)']"
+
 def download_link(path):
-    """HTML for a link that downloads `path` from a Jupyter or Voila page (a path relative to the notebook)."""
+    """HTML for a link that downloads `path` from a Jupyter or Voila page (`path` under the notebook's folder;
+    with Voila, start it with --VoilaConfiguration.file_allowlist="<VOILA_ALLOWLIST>" so it serves them)."""
     path = Path(path)
-    rel = os.path.relpath(path.resolve(), Path.cwd())
+    rel = Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix()
+    if os.environ.get('SERVER_SOFTWARE', '').startswith('voila/'):
+        rel = os.environ.get('VOILA_BASE_URL', '/').rstrip('/') + '/voila/files/' + rel
     size = path.stat().st_size / 2 ** 20
     return (f'<a href="{html.escape(rel)}" download="{html.escape(path.name)}">download {html.escape(path.name)}</a> '
             f'({size:.1f} MiB, saved at <code>{html.escape(str(path.resolve()))}</code>)')

@@ -1,6 +1,6 @@
 """The explorer in a real browser: 03_blend_explorer.ipynb (SMOKE = True injected) served by Voila on
 localhost, driven by Playwright in Debian's Chromium. Moving the swap slider must change the blended image
-the page shows. A screenshot is kept in test-artifacts/ (or $STYLEGAN2_LIB_ARTIFACTS).
+the page shows, and 'Export blend' must offer a link that downloads the file it wrote. A screenshot is kept in test-artifacts/ (or $STYLEGAN2_LIB_ARTIFACTS).
 
 Skipped when chromium, voila or playwright are missing, unless STYLEGAN2_LIB_REQUIRE_BROWSER=1 (as .ci/run
 sets, after installing them): then their absence is a failure."""
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urljoin
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,10 @@ def voila_page(tmp_path):
     port = free_port()
     env = dict(os.environ, JUPYTER_PATH=str(tmp_path / 'jupyter'), JUPYTER_RUNTIME_DIR=str(tmp_path / 'runtime'))
     log = open(tmp_path / 'voila.log', 'w')
+    from stylegan2_lib.notebook import VOILA_ALLOWLIST
     server = subprocess.Popen([sys.executable, '-m', 'voila', 'explorer.ipynb', f'--port={port}', '--no-browser',
-                               '--Voila.ip=127.0.0.1', '--debug'], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+                               '--Voila.ip=127.0.0.1', f'--VoilaConfiguration.file_allowlist={VOILA_ALLOWLIST}'],
+                              cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
     try:
         deadline = time.time() + 60
@@ -73,7 +76,7 @@ def voila_page(tmp_path):
                 if getattr(e, 'code', None):              # an HTTP error means the server is up
                     break
                 time.sleep(0.5)
-        yield url
+        yield url, work
     finally:
         server.terminate()
         try:
@@ -83,7 +86,8 @@ def voila_page(tmp_path):
         log.close()
 
 
-def test_swap_slider_changes_the_shown_blend(voila_page):
+def test_swap_slider_changes_the_shown_blend_and_export_downloads_it(voila_page):
+    url, work = voila_page
     from playwright.sync_api import sync_playwright
     artifacts = Path(os.environ.get('STYLEGAN2_LIB_ARTIFACTS', ROOT / 'test-artifacts'))
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -91,7 +95,7 @@ def test_swap_slider_changes_the_shown_blend(voila_page):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={'width': 1200, 'height': 900})
-            page.goto(voila_page, timeout=120_000)
+            page.goto(url, timeout=120_000)
             blend = page.locator('.sg-image-blend')
             blend.wait_for(state='visible', timeout=120_000)
             page.wait_for_function("document.querySelector('.sg-image-blend').naturalWidth > 0", timeout=60_000)
@@ -108,7 +112,15 @@ def test_swap_slider_changes_the_shown_blend(voila_page):
             while (after := blend.screenshot()) == before and time.time() < deadline:
                 time.sleep(0.25)
             page.screenshot(path=str(artifacts / 'explorer-voila.png'), full_page=True)
+
+            # Export the blend now shown (swap at 8) and follow the link the page offers.
+            page.get_by_role('button', name='Export blend').click()
+            link = page.locator('a[download="blend-demo-toon-swap8.pkl"]')
+            link.wait_for(timeout=60_000)
+            response = page.request.get(urljoin(url, link.get_attribute('href')))
+            downloaded = response.body() if response.ok else None
         finally:
             browser.close()
     assert (label_before.strip(), label_after.strip()) == ('16', '8')
     assert after != before, 'the blended image did not change after the swap slider moved'
+    assert downloaded == (work / 'smoke' / 'exports' / 'blend-demo-toon-swap8.pkl').read_bytes()

@@ -145,7 +145,9 @@ print(f'Next: 03_blend_explorer.ipynb with BASE = {str(source)!r} and RUN = {str
 The low-resolution layers of one generator carry pose and face shape, the high-resolution layers colour
 and texture. Slide the swap point ('all high' .. 'all low'), the fine-tuning snapshot, the blend width and
 the truncation; 'compare swaps' shows every swap point at once. 'Export blend' writes the current blend
-(NVlabs `.pkl`, rosinality `.pt` or safetensors) and downloads it.
+(NVlabs `.pkl`, rosinality `.pt` or safetensors) and downloads it. As a web app outside Colab:
+`voila notebooks/03_blend_explorer.ipynb --VoilaConfiguration.file_allowlist="['.*\\.(png|pkl|pt|safetensors)']"`
+(the allowlist lets Voila serve the exported files).
 
 **Needs:** no GPU for a look (a slider move re-renders only what changed: tens of milliseconds at 64x64 on a
 CPU; a 256x256 blend takes longer on a CPU, much less on a GPU). Disk: one checkpoint per export: at 256x256
