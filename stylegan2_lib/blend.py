@@ -117,6 +117,32 @@ def _resolve_custom(G, weights):
 
 #----------------------------------------------------------------------------
 
+def _weights(low, resolution, width, weights):
+    if (weights is None) == (resolution is None):
+        raise ValueError('give either resolution (with an optional width) or a custom weights mapping')
+    return _resolve_custom(low, weights) if weights is not None else swap_weights(low, resolution, width)
+
+@torch.no_grad()
+def blended_state(low: Generator, high: Generator, y, mapping='low'):
+    """{name: tensor} of the blend with per-layer weights y (swap_weights' output): low's or high's own tensor
+    where a layer's weight is exactly 0 or 1 (no copy), a new lerped tensor otherwise."""
+    if mapping not in ('low', 'high'):
+        raise ValueError(f"mapping must be 'low' or 'high', got {mapping!r}")
+    low_state, high_state = low.state_dict(keep_vars=True), high.state_dict(keep_vars=True)
+    out = {}
+    for name, t in low_state.items():
+        layer = layer_of(name)
+        if layer is None:                                  # mapping network and w_avg: whole from one model
+            out[name] = (high_state if mapping == 'high' else low_state)[name].detach()
+            continue
+        res, part = layer
+        if part == 'resample_filter':                      # the block's own FIR filter goes with its first layer
+            part = 'const' if res == 4 else 'conv0'
+        w = y[f'b{res}.{part}']
+        a, b = t.detach(), high_state[name].detach()
+        out[name] = a if w == 0.0 else b if w == 1.0 else torch.lerp(a, b.to(a.dtype), w)   # (1 - y) * low + y * high
+    return out
+
 @torch.no_grad()
 def blend(low: Generator, high: Generator, resolution=None, width=None, mapping='low', weights=None):
     """Blend two generators of one architecture; returns a new Generator, the inputs are not changed.
@@ -128,27 +154,10 @@ def blend(low: Generator, high: Generator, resolution=None, width=None, mapping=
     Non-architecture settings (num_fp16_res, conv_clamp) come from `low`.
     """
     check_same_architecture(low, high)
-    if mapping not in ('low', 'high'):
-        raise ValueError(f"mapping must be 'low' or 'high', got {mapping!r}")
-    if (weights is None) == (resolution is None):
-        raise ValueError('give either resolution (with an optional width) or a custom weights mapping')
-    y = _resolve_custom(low, weights) if weights is not None else swap_weights(low, resolution, width)
+    state = blended_state(low, high, _weights(low, resolution, width, weights), mapping)
     out = copy.deepcopy(low)
-    high_state = high.state_dict()
     for name, t in out.state_dict().items():
-        layer = layer_of(name)
-        if layer is None:                                  # mapping network and w_avg: whole from one model
-            if mapping == 'high':
-                t.copy_(high_state[name])
-            continue
-        res, part = layer
-        if part == 'resample_filter':                      # the block's own FIR filter goes with its first layer
-            part = 'const' if res == 4 else 'conv0'
-        w = y[f'b{res}.{part}']
-        if w == 1.0:
-            t.copy_(high_state[name])
-        elif w != 0.0:
-            t.copy_(torch.lerp(t, high_state[name].to(t.dtype), w))   # (1 - y) * low + y * high
+        t.copy_(state[name])
     return out.eval().requires_grad_(False)
 
 #----------------------------------------------------------------------------

@@ -8,7 +8,8 @@
     views.export(v, 'exports/blend.pkl')
 
 The explorer widget (explorer.py) is a thin view over this; tests drive it directly too. Three caches:
-loaded snapshot generators, blended generators and rendered images, each least-recently-used. Every view
+loaded snapshot generators, blends (as tensor dictionaries: a hard swap holds no copies) and rendered
+images, each least-recently-used. Every view
 renders the same w for a seed: the base model's mapping network (truncated towards its w_avg), so the
 columns differ only by the synthesis layers; exported blends take the base model's mapping network too.
 """
@@ -25,7 +26,7 @@ import torch
 from PIL import Image
 
 from . import images
-from .blend import blend, check_same_architecture
+from .blend import blend, blended_state, check_same_architecture, swap_weights
 from .checkpoints import export, load
 from .generator import Generator
 from .train.state import is_run_dir, list_snapshots
@@ -127,21 +128,34 @@ class BlendViews:
         tuned = self.generator(v.snapshot)
         return (self.base, tuned) if v.base_is_low else (tuned, self.base)
 
+    def _mapping(self, v):
+        return 'low' if v.base_is_low else 'high'
+
     def blended(self, v: ViewState):
-        """The blend of v (cached); the mapping network and w_avg are the base model's."""
-        key = (self._index(v.snapshot), v.resolution, v.width, v.base_is_low)
+        """The blend of v as a Generator (for export); the mapping network and w_avg are the base model's."""
         low, high = self._pair(v)
-        mapping = 'low' if v.base_is_low else 'high'
-        return self._blends.get_or_make(key, lambda: blend(low, high, v.resolution, width=v.width or None, mapping=mapping))
+        return blend(low, high, v.resolution, width=v.width or None, mapping=self._mapping(v))
+
+    def _blend_synthesis(self, v):
+        """v's blend as a function ws -> images, without building a network: the base's synthesis module run
+        on the blended tensors (torch.func.functional_call); for a hard swap those are the two models' own
+        tensors, so a cached blend costs no memory."""
+        key = (self._index(v.snapshot), v.resolution, v.width, v.base_is_low)
+        def make():
+            low, high = self._pair(v)
+            state = blended_state(low, high, swap_weights(low, v.resolution, v.width or None), self._mapping(v))
+            return {k[len('synthesis.'):]: t for k, t in state.items() if k.startswith('synthesis.')}
+        state = self._blends.get_or_make(key, make)
+        return lambda ws, **kw: torch.func.functional_call(self.base.synthesis, state, (ws,), kw)
 
     @torch.no_grad()
-    def _tiles(self, model_key, G, seeds, psi):
-        """uint8 [N, H, W, C] for G on seeds' w (the base mapping's), one cache entry per (model, seed)."""
+    def _tiles(self, model_key, synthesis, seeds, psi):
+        """uint8 [N, H, W, C] of synthesis(w) for the seeds' w (the base mapping's), cached per (model, seed)."""
         missing = [s for s in seeds if (model_key, s, psi) not in self._images]
         if missing:
             z = images.seed_latents(missing, self.base.z_dim).to(self.device)
             ws = self.base.mapping(z, None, truncation_psi=psi)
-            out = images.to_uint8(G.synthesis(ws, noise_mode='const', force_fp32=True))
+            out = images.to_uint8(synthesis(ws, noise_mode='const', force_fp32=True))
             self.renders += 1
             for s, img in zip(missing, out):
                 self._images[(model_key, s, psi)] = img
@@ -162,9 +176,9 @@ class BlendViews:
         low_key, high_key = self._model_keys(v)
         low, high = self._pair(v)
         blend_key = ('blend', self._index(v.snapshot), v.resolution, v.width, v.base_is_low)
-        return {'low': self._tiles(low_key, low, v.seeds, v.truncation_psi),
-                'blend': self._tiles(blend_key, self.blended(v), v.seeds, v.truncation_psi),
-                'high': self._tiles(high_key, high, v.seeds, v.truncation_psi)}
+        return {'low': self._tiles(low_key, low.synthesis, v.seeds, v.truncation_psi),
+                'blend': self._tiles(blend_key, self._blend_synthesis(v), v.seeds, v.truncation_psi),
+                'high': self._tiles(high_key, high.synthesis, v.seeds, v.truncation_psi)}
 
     def column_labels(self, v: ViewState):
         base, tuned = 'base', self.labels[self._index(v.snapshot)]
@@ -176,7 +190,7 @@ class BlendViews:
     def compare(self, v: ViewState, min_tile=64):
         """Every swap choice for v's snapshot: rows = seeds, columns = 'all high' .. 'all low', labelled."""
         cols = [self._tiles(('blend', self._index(v.snapshot), r, v.width, v.base_is_low),
-                            self.blended(dataclasses.replace(v, resolution=r)), v.seeds, v.truncation_psi)
+                            self._blend_synthesis(dataclasses.replace(v, resolution=r)), v.seeds, v.truncation_psi)
                 for _, r in self.choices]
         tiles = images.enlarge(np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:]), min_tile)
         grid = images.make_grid(tiles, cols=len(cols))
