@@ -30,6 +30,13 @@ def np_upfirdn2d(x, f, up=1, down=1, pad=(0, 0, 0, 0), gain=1.0):
     return out[:, :, ::down, ::down]
 
 
+@pytest.fixture(autouse=True)
+def reference_path():
+    # These tests are about the reference ops (the spec); tests/test_ops_fast.py compares the fast ones to them.
+    with ops.use_impl('ref'):
+        yield
+
+
 def rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 

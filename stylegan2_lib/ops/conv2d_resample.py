@@ -25,16 +25,12 @@ def _conv2d(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=Tr
     return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 #----------------------------------------------------------------------------
-# Reference path.
+# The padding extended by what the FIR filter needs to keep the output size = input * up / down
+# (shared with the fast path).
 
-def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
-    assert x.ndim == 4 and w.ndim == 4                            # [NCHW], [OIkk]
-    assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
-    out_channels, in_per_group, kh, kw = w.shape
+def resample_padding(f, up, down, padding):
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _parse_padding(padding)
-
-    # Extend the padding by what the FIR filter needs to keep the output size = input * up / down.
     if up > 1:
         px0 += (fw + up - 1) // 2
         px1 += (fw - up) // 2
@@ -45,6 +41,17 @@ def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_w
         px1 += (fw - down) // 2
         py0 += (fh - down + 1) // 2
         py1 += (fh - down) // 2
+    return px0, px1, py0, py1
+
+#----------------------------------------------------------------------------
+# Reference path.
+
+def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
+    assert x.ndim == 4 and w.ndim == 4                            # [NCHW], [OIkk]
+    assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
+    out_channels, in_per_group, kh, kw = w.shape
+    fw, fh = filter_size(f)
+    px0, px1, py0, py1 = resample_padding(f, up, down, padding)
 
     # 1x1 kernel, downsampling only: filter + subsample first, then the (cheap) 1x1 conv.
     if kw == 1 and kh == 1 and down > 1 and up == 1:

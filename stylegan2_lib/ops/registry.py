@@ -1,5 +1,7 @@
 """One table of implementations per op, so fast paths slot in behind the same public functions."""
 
+import contextlib
+
 _IMPLS = {}       # op name -> {impl name -> function}
 _DEFAULTS = {}    # op name -> impl name used when impl=None
 
@@ -32,3 +34,19 @@ def resolve(op, impl=None):
         return _IMPLS[op][name]
     except KeyError:
         raise ValueError(f'{op}: unknown impl {name!r}; available: {available_impls(op)}') from None
+
+#----------------------------------------------------------------------------
+# Temporarily make `impl` the default of every op that has it (e.g. use_impl('ref') runs the whole
+# network on the reference path, which is how tests and benchmarks compare paths); restores on exit.
+
+@contextlib.contextmanager
+def use_impl(impl):
+    saved = dict(_DEFAULTS)
+    try:
+        for op, table in _IMPLS.items():
+            if impl in table:
+                _DEFAULTS[op] = impl
+        yield
+    finally:
+        _DEFAULTS.clear()
+        _DEFAULTS.update(saved)

@@ -1,0 +1,37 @@
+"""Modulated convolution followed by bias + activation + gain + clamp: one synthesis-network layer
+(NVlabs `SynthesisLayer.forward` / `ToRGBLayer.forward` after the affine), as one op so that faster paths
+can fold the steps together (gain into the demodulation coefficients, bias into the convolution, the
+activation in place).
+
+    y = clamp(act(modulated_conv2d(x, weight, styles, noise) + b, alpha) * gain, -clamp, clamp)
+
+The reference path is literally `bias_act(modulated_conv2d(...))`.
+"""
+
+from .bias_act import bias_act
+from .modconv import modulated_conv2d
+from .registry import register_impl, resolve
+
+#----------------------------------------------------------------------------
+# Reference path: the two ops one after the other.
+
+def _modulated_conv2d_bias_act_ref(x, weight, styles, bias=None, noise=None, up=1, down=1, padding=0,
+                                   resample_filter=None, demodulate=True, flip_weight=True, fused_modconv=True,
+                                   act='linear', alpha=None, gain=None, clamp=None):
+    x = modulated_conv2d(x, weight, styles, noise=noise, up=up, down=down, padding=padding,
+                         resample_filter=resample_filter, demodulate=demodulate, flip_weight=flip_weight,
+                         fused_modconv=fused_modconv, impl='ref')
+    return bias_act(x, bias, act=act, alpha=alpha, gain=gain, clamp=clamp, impl='ref')
+
+register_impl('modulated_conv2d_bias_act', 'ref', _modulated_conv2d_bias_act_ref)
+
+#----------------------------------------------------------------------------
+# Public function.
+
+def modulated_conv2d_bias_act(x, weight, styles, bias=None, noise=None, up=1, down=1, padding=0, resample_filter=None,
+                              demodulate=True, flip_weight=True, fused_modconv=True, act='linear', alpha=None,
+                              gain=None, clamp=None, impl=None):
+    return resolve('modulated_conv2d_bias_act', impl)(
+        x, weight, styles, bias=bias, noise=noise, up=up, down=down, padding=padding,
+        resample_filter=resample_filter, demodulate=demodulate, flip_weight=flip_weight,
+        fused_modconv=fused_modconv, act=act, alpha=alpha, gain=gain, clamp=clamp)
