@@ -150,12 +150,13 @@ class SynthesisLayer(torch.nn.Module):
     def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1, noise=None):
         assert x.shape[2] * self.up == self.resolution, (tuple(x.shape), self.resolution)
         styles = self.affine(w)
-        x = ops.modulated_conv2d(x, self.weight, styles, noise=self._noise(x, noise_mode, noise), up=self.up,
-                                 padding=self.padding, resample_filter=self.resample_filter,
-                                 flip_weight=(self.up == 1), fused_modconv=fused_modconv)
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return ops.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp)
+        return ops.modulated_conv2d_bias_act(x, self.weight, styles, self.bias.to(x.dtype),
+                                             noise=self._noise(x, noise_mode, noise), up=self.up, padding=self.padding,
+                                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
+                                             fused_modconv=fused_modconv, act=self.activation, gain=act_gain,
+                                             clamp=act_clamp)
 
     def extra_repr(self):
         return f'in={self.in_channels}, out={self.out_channels}, resolution={self.resolution}, up={self.up}'
@@ -176,8 +177,8 @@ class ToRGBLayer(torch.nn.Module):
 
     def forward(self, x, w, fused_modconv=True):
         styles = self.affine(w) * self.weight_gain
-        x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        return ops.modulated_conv2d_bias_act(x, self.weight, styles, self.bias.to(x.dtype), demodulate=False,
+                                             fused_modconv=fused_modconv, clamp=self.conv_clamp)
 
 #----------------------------------------------------------------------------
 # Minibatch standard deviation (Karras et al. 2018, Section 3): the mean over channels and pixels of
