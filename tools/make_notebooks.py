@@ -151,7 +151,7 @@ the truncation; 'compare swaps' shows every swap point at once. 'Export blend' w
 
 **Needs:** no GPU for a look: a slider move re-renders only what changed (about a third of a second for a new
 swap point of a 64x64 network on a 2-core CPU, instant for one seen before; a 256x256 one does twice the work per
-times the work, fine on a GPU). Disk: one checkpoint per export: at 256x256
+image, fine on a GPU). Disk: one checkpoint per export: at 256x256
 about 100 MB as safetensors (G_ema only), about 280 MB as NVlabs `.pkl` (their loader wants G, D and G_ema).'''),
 ('code', SETUP),
 ('params', '''\
