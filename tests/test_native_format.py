@@ -134,3 +134,11 @@ def test_inconsistent_files(tmp_path, nets, case, message):
     with pytest.raises(sg.CheckpointError, match=message) as info:
         sg.load(path)
     assert str(path) in str(info.value)
+
+
+def test_the_same_network_twice_is_saved_as_two_copies(tmp_path, tiny32):
+    G = tiny32.G_ema
+    sg.save(tmp_path / 'twice.safetensors', G=G, G_ema=G)         # safetensors alone refuses shared memory
+    back = sg.load(tmp_path / 'twice.safetensors')
+    for net in (back.G, back.G_ema):
+        assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), G.state_dict().values()))

@@ -25,13 +25,17 @@ def save(path, G=None, D=None, G_ema=None, meta=None):
     nets = {k: v for k, v in (('G', G), ('D', D), ('G_ema', G_ema)) if v is not None}
     if not nets:
         raise ValueError('save: give at least one of G, D, G_ema')
-    tensors, configs = {}, {}
+    tensors, configs, seen = {}, {}, set()
     for label, net in nets.items():
         if not hasattr(net, 'cfg'):
             raise TypeError(f'save: {label} is a {type(net).__name__}, not a stylegan2_lib network')
         configs[label] = net.cfg.to_dict()
         for name, t in net.state_dict().items():
-            tensors[f'{label}.{name}'] = t.detach().to('cpu').contiguous()
+            t = t.detach().to('cpu').contiguous()
+            storage = t.untyped_storage().data_ptr()
+            # safetensors refuses tensors that share memory (e.g. G_ema=G, the same module twice): store copies.
+            tensors[f'{label}.{name}'] = t.clone() if storage in seen else t
+            seen.add(storage)
     metadata = {
         'format': FORMAT_NAME,
         'version': FORMAT_VERSION,
