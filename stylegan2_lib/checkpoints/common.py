@@ -6,6 +6,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .. import ops
+
 from ..discriminator import Discriminator, DiscriminatorConfig
 from ..generator import Generator, GeneratorConfig
 from .errors import CheckpointError
@@ -38,7 +40,10 @@ class Checkpoint:
 def build_network(path, label, cfg, state, keep_constructed=()):
     net_class = Generator if isinstance(cfg, GeneratorConfig) else Discriminator
     assert isinstance(cfg, (GeneratorConfig, DiscriminatorConfig))
-    net = net_class(cfg)
+    # Built on the meta device: no memory and no random initialisation (most of a large network's load
+    # time); every tensor is then assigned from the file, or for `keep_constructed` from the config.
+    with torch.device('meta'):
+        net = net_class(cfg)
     expected = dict(net.state_dict())
     missing = [k for k in expected if k not in state and k.rsplit('.', 1)[-1] not in keep_constructed]
     unused = [k for k in state if k not in expected]
@@ -49,9 +54,13 @@ def build_network(path, label, cfg, state, keep_constructed=()):
     for k, t in state.items():
         if tuple(t.shape) != tuple(expected[k].shape):
             raise CheckpointError(path, f'{label}: {k} has shape {list(t.shape)}, the network needs {list(expected[k].shape)}')
-    with torch.no_grad():
-        for k, t in state.items():
-            expected[k].copy_(t.to(expected[k].dtype))
+    # Own copies: a file may hold one tensor for two networks (G_ema=G), which must not stay tied together.
+    values = {k: t.to(expected[k].dtype).clone(memory_format=torch.contiguous_format) for k, t in state.items()}
+    constructed = ops.setup_filter(list(cfg.resample_filter))     # the only buffer a constructor derives (legacy.py)
+    for k in expected.keys() - values.keys():
+        assert k.endswith('resample_filter') and expected[k].shape == constructed.shape, k
+        values[k] = constructed.clone()
+    net.load_state_dict(values, assign=True)
     return net.eval().requires_grad_(False)
 
 #----------------------------------------------------------------------------

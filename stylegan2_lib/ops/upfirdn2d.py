@@ -41,10 +41,12 @@ def filter_size(f):
 # Build a filter tensor from a list: 1-D taps -> outer product (2-D, the form NVlabs stores in
 # `resample_filter` buffers), normalised to sum 1 and scaled by `gain`.
 
-def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
+    # Built on the CPU even under a `with torch.device(...)` (the loaders build networks on the meta device,
+    # where these few taps would still be needed), then moved to `device` when one is given.
     if f is None:
         f = 1
-    f = torch.as_tensor(f, dtype=torch.float32)
+    f = torch.as_tensor(f, dtype=torch.float32, device='cpu')
     assert f.ndim in (0, 1, 2) and f.numel() > 0
     if f.ndim == 0:
         f = f[np.newaxis]
@@ -58,7 +60,7 @@ def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=Fals
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f if device is None else f.to(device=device)
 
 #----------------------------------------------------------------------------
 # Reference path: zero-insert, pad/crop, depthwise conv2d with the flipped filter, subsample.
