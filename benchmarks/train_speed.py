@@ -1,11 +1,14 @@
-"""Training speed: seconds per kimg for a fixed small configuration on this machine's device.
+"""Training speed: seconds per kimg for a fixed small configuration, reference ops against the fast ops.
 
-    python benchmarks/train_speed.py                 # from-scratch 32x32 config, batch 16, ADA on
+    python benchmarks/train_speed.py                      # 32x32 config, batch 16, ADA on; ref vs fast
+    python benchmarks/train_speed.py --impls fast         # one path only
     python benchmarks/train_speed.py --res 64 --batch 8 --device cuda
 
 Runs the real trainer (data loading, augmentation, all four phases, EMA, ADA) on a generated dataset for
---warmup + --ticks ticks and prints the mean sec/kimg of the timed ticks from the run's metrics log. This
-is a measurement to report (README's performance table), not a test: nothing asserts on time.
+--warmup + --ticks ticks under `ops.use_impl(impl)` for every impl of --impls, alternating them for --rounds
+rounds in one process (so a busy machine slows every path alike), and prints each path's mean sec/kimg over
+the timed ticks of all its runs (from the runs' metrics logs) and the ratio to the first impl. This is a
+measurement to report (README's performance table), not a test: nothing asserts on time.
 """
 
 import argparse
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from stylegan2_lib import ops
 from stylegan2_lib.train import TrainOptions, train
 
 
@@ -25,6 +29,17 @@ def make_dataset(folder, res, n=64, seed=0):
     rng = np.random.RandomState(seed)
     for i in range(n):
         Image.fromarray((rng.rand(res, res, 3) * 255).astype(np.uint8)).save(Path(folder) / f'{i:03d}.png')
+
+
+def run_once(data, outdir, args, impl):
+    opts = TrainOptions(data=data, outdir=outdir, resolution=args.res, z_dim=args.dim, w_dim=args.dim, mapping_layers=2,
+                        channel_base=args.channel_base, channel_max=args.channel_max, batch=args.batch, workers=0,
+                        tick=args.tick, kimg=args.tick * (args.warmup + args.ticks), snap=1e9, sample_seeds=4,
+                        device=args.device)
+    with ops.use_impl(impl):
+        run = train(opts)
+    ticks = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()][args.warmup:]
+    return [t['sec_per_kimg'] for t in ticks], opts
 
 
 def main():
@@ -35,23 +50,32 @@ def main():
     ap.add_argument('--channel-max', type=int, default=128)
     ap.add_argument('--dim', type=int, default=128, help='z_dim = w_dim')
     ap.add_argument('--tick', type=float, default=0.064, help='kimg per timed tick')
-    ap.add_argument('--warmup', type=int, default=1, help='untimed ticks first')
-    ap.add_argument('--ticks', type=int, default=3)
+    ap.add_argument('--warmup', type=int, default=1, help='untimed ticks first (per run)')
+    ap.add_argument('--ticks', type=int, default=2, help='timed ticks per run')
+    ap.add_argument('--rounds', type=int, default=2, help='runs per impl, alternating the impls')
+    ap.add_argument('--impls', default='ref,fast', help='comma-separated op impls (ops.use_impl); ratios are to the first')
     ap.add_argument('--device', default=None)
     args = ap.parse_args()
+    impls = [s.strip() for s in args.impls.split(',') if s.strip()]
+    secs = {impl: [] for impl in impls}
     with tempfile.TemporaryDirectory() as tmp:
-        make_dataset(tmp, args.res)
-        opts = TrainOptions(data=tmp, outdir=f'{tmp}/runs', resolution=args.res, z_dim=args.dim, w_dim=args.dim, mapping_layers=2,
-                            channel_base=args.channel_base, channel_max=args.channel_max, batch=args.batch, workers=0,
-                            tick=args.tick, kimg=args.tick * (args.warmup + args.ticks), snap=1e9, sample_seeds=4,
-                            device=args.device)
-        run = train(opts)
-        ticks = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()][args.warmup:]
-    sec = float(np.mean([t['sec_per_kimg'] for t in ticks]))
+        data = Path(tmp) / 'data'
+        data.mkdir()
+        make_dataset(data, args.res)
+        data = str(data)
+        for r in range(args.rounds):
+            for impl in (impls if r % 2 == 0 else impls[::-1]):          # ABBA order: drift hits both alike
+                ticks, opts = run_once(data, f'{tmp}/runs', args, impl)
+                secs[impl] += ticks
+                print(f'round {r + 1}/{args.rounds} {impl:>5}: ' + ', '.join(f'{t:.1f}' for t in ticks) + ' s/kimg', flush=True)
     device = opts.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     name = torch.cuda.get_device_name() if device == 'cuda' else f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
-    print(f'{args.res}x{args.res}, channels {args.channel_base}/{args.channel_max}, batch {args.batch}, {device} ({name}): '
-          f'{sec:.1f} s/kimg ({1000 / sec:.1f} img/s), mean of {len(ticks)} ticks of {args.tick} kimg')
+    print(f'{args.res}x{args.res}, channels {args.channel_base}/{args.channel_max}, batch {args.batch}, {device} ({name}), '
+          f'{args.rounds} round(s) of {args.ticks} timed ticks of {args.tick} kimg per impl:')
+    base = float(np.mean(secs[impls[0]]))
+    for impl in impls:
+        sec = float(np.mean(secs[impl]))
+        print(f'  {impl:>5}: {sec:7.1f} s/kimg ({1000 / sec:6.1f} img/s)  {base / sec:.2f}x {impls[0]}')
 
 
 if __name__ == '__main__':

@@ -70,7 +70,9 @@ def make_optimizer(net, opts, reg_interval):
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         return None
-    return torch.optim.Adam(params, lr=opts.lr * ratio, betas=tuple(b ** ratio for b in opts.betas), eps=1e-8)
+    # One fused kernel for every parameter (CPU and CUDA) instead of a Python loop of ~10 ops per tensor.
+    kind = {'fused': True} if params[0].device.type in ('cpu', 'cuda') else {'foreach': True}
+    return torch.optim.Adam(params, lr=opts.lr * ratio, betas=tuple(b ** ratio for b in opts.betas), eps=1e-8, **kind)
 
 #----------------------------------------------------------------------------
 # G_ema: exponential moving average with a half-life of ema_kimg (ramped up: at most ema_rampup of the
@@ -82,7 +84,8 @@ def update_ema(G_ema, G, nimg, batch, opts):
     if opts.ema_rampup is not None:
         ema_nimg = min(ema_nimg, nimg * opts.ema_rampup)
     beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-        p_ema.copy_(p.detach().lerp(p_ema, beta))
-    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-        b_ema.copy_(b)
+    params, params_ema = [p.detach() for p in G.parameters()], list(G_ema.parameters())
+    torch._foreach_copy_(params_ema, torch._foreach_lerp(params, params_ema, beta))   # p_ema = p.lerp(p_ema, beta)
+    buffers = [(b_ema, b) for b_ema, b in zip(G_ema.buffers(), G.buffers()) if b_ema is not b]
+    if buffers:
+        torch._foreach_copy_([b for b, _ in buffers], [b for _, b in buffers])
