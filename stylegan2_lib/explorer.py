@@ -7,7 +7,7 @@ Sliders: swap resolution ('all high' .. 'all low'), fine-tuning snapshot, blend 
 box; which model gives the low layers; 'blend' mode (low | blended | high, one row per seed) or 'compare'
 mode (every swap resolution for the chosen snapshot). 'Export' writes the current blend in the chosen
 format and offers it for download (Colab: the browser download; elsewhere a link). A change re-renders
-only the images it affects; images already seen come from the cache. Works with ipywidgets 7 (Colab) and 8.
+only the images it affects; images already seen come from the cache. Written for ipywidgets 7 (Colab) and 8 (tested with 8).
 """
 
 import io
