@@ -44,6 +44,20 @@ def resample_padding(f, up, down, padding):
     return px0, px1, py0, py1
 
 #----------------------------------------------------------------------------
+# The upsampling path: a transposed strided convolution takes what padding it can (the part both sides
+# share, [pad_y, pad_x]); the FIR filter after it gets the rest (shared with the fast path).
+
+def transposed_paddings(padding, kw, kh, up):
+    px0, px1, py0, py1 = padding
+    px0 -= kw - 1
+    px1 -= kw - up
+    py0 -= kh - 1
+    py1 -= kh - up
+    pxt = max(min(-px0, -px1), 0)
+    pyt = max(min(-py0, -py1), 0)
+    return [pyt, pxt], [px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt]
+
+#----------------------------------------------------------------------------
 # Reference path.
 
 def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
@@ -76,14 +90,9 @@ def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_w
             w = w.reshape(groups, out_channels // groups, in_per_group, kh, kw)
             w = w.transpose(1, 2)
             w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
-        px0 -= kw - 1
-        px1 -= kw - up
-        py0 -= kh - 1
-        py1 -= kh - up
-        pxt = max(min(-px0, -px1), 0)
-        pyt = max(min(-py0, -py1), 0)
-        x = _conv2d(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
-        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter)
+        conv_padding, fir_padding = transposed_paddings((px0, px1, py0, py1), kw, kh, up)
+        x = _conv2d(x, w, stride=up, padding=conv_padding, groups=groups, transpose=True, flip_weight=not flip_weight)
+        x = upfirdn2d(x, f, padding=fir_padding, gain=up ** 2, flip_filter=flip_filter)
         if down > 1:
             x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
         return x

@@ -15,7 +15,7 @@ and down at once takes the reference path.
 import torch
 import torch.nn.functional as F
 
-from .conv2d_resample import _conv2d, _conv2d_resample_ref, resample_padding
+from .conv2d_resample import _conv2d, _conv2d_resample_ref, resample_padding, transposed_paddings
 from .fast_bias_act import needs_autograd
 from .registry import register_impl
 from .upfirdn2d import _parse_padding, _parse_scaling, _upfirdn2d_ref
@@ -119,16 +119,9 @@ def conv2d_up(x, w, f, up=2, padding=0, flip_weight=True, flip_filter=False, bia
     wt = w if transposed else w.transpose(0, 1)                   # [I, O, kh, kw]
     assert x.ndim == 4 and wt.ndim == 4 and x.shape[1] == wt.shape[0]
     kh, kw = wt.shape[2:]
-    px0, px1, py0, py1 = resample_padding(f, up, 1, padding)
-    px0 -= kw - 1
-    px1 -= kw - up
-    py0 -= kh - 1
-    py1 -= kh - up
-    pxt = max(min(-px0, -px1), 0)
-    pyt = max(min(-py0, -py1), 0)
-    x = _conv2d(x, wt, stride=up, padding=[pyt, pxt], transpose=True, flip_weight=not flip_weight)
-    return upfirdn2d_fast(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
-                          flip_filter=flip_filter, bias=bias)
+    conv_padding, fir_padding = transposed_paddings(resample_padding(f, up, 1, padding), kw, kh, up)
+    x = _conv2d(x, wt, stride=up, padding=conv_padding, transpose=True, flip_weight=not flip_weight)
+    return upfirdn2d_fast(x, f, padding=fir_padding, gain=up ** 2, flip_filter=flip_filter, bias=bias)
 
 #----------------------------------------------------------------------------
 # Fast conv2d_resample: the reference's decomposition, with the FIR steps on the fast upfirdn2d and the
