@@ -20,6 +20,8 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
+from .files import atomic_write_bytes
+
 CACHE = Path(os.environ.get('STYLEGAN2_LIB_CACHE', Path.home() / '.cache' / 'stylegan2_lib'))
 
 class DownloadError(OSError):
@@ -97,14 +99,15 @@ def _pinned_digest(path):
     return pin.read_text().split()[0] if pin.exists() else None
 
 def _pin(path, digest):
-    from .files import atomic_write_bytes
     atomic_write_bytes(str(path) + '.sha256', f'{digest}  {Path(path).name}\n'.encode())
 
-def fetch_network(name_or_url, cache_dir=None, sha256=None, progress=True):
+def fetch_network(name_or_url, cache_dir=None, sha256=None, progress=True, accept=None):
     """Path of a source network in the cache, downloaded on first use and verified on every use.
 
     name_or_url: a KNOWN_NETWORKS key ('ffhq256') or any http(s) URL of a checkpoint file.
-    sha256:      expected digest; overrides the registry's. Without any, the first download pins one."""
+    sha256:      expected digest; overrides the registry's. Without any, the first download pins one.
+    accept:      called with the path of a fresh download before it is pinned (e.g. to check what the file
+                 holds); if it raises, the file is removed and nothing is pinned."""
     known = KNOWN_NETWORKS.get(name_or_url)
     if known is None and not str(name_or_url).startswith(('http://', 'https://', 'file://')):
         raise ValueError(f'unknown network {name_or_url!r}: give a URL or one of {sorted(KNOWN_NETWORKS)}')
@@ -117,8 +120,15 @@ def fetch_network(name_or_url, cache_dir=None, sha256=None, progress=True):
         _check_digest(path, digest, expected or _pinned_digest(path))
         return path
     path, digest = download(url, path, sha256=expected, progress=progress)
+    try:
+        if accept is not None:
+            accept(path)
+    except BaseException:
+        path.unlink()
+        raise
     if not expected:
         _pin(path, digest)
+        print(f'{path.name}: sha256 {digest} (recorded in {path.name}.sha256; pass sha256= to pin it yourself)')
     return path
 
 def check_network_facts(name, G):

@@ -149,16 +149,16 @@ class TrainingMonitor:
 
 def source_network(name_or_path, sha256=None, cache_dir=None):
     """A local checkpoint path: an existing file as is; a KNOWN_NETWORKS name or URL downloaded into the
-    cache (progress bar, checksum) and, for a known name, checked to be the architecture it should be."""
+    cache (progress bar, checksum) and, for a known name, checked once, on download, to be the architecture
+    it should be."""
     from .checkpoints import load
-    from .downloads import KNOWN_NETWORKS, check_network_facts, fetch_network, sha256_of
+    from .downloads import KNOWN_NETWORKS, check_network_facts, fetch_network
     if Path(str(name_or_path)).exists():
         return Path(name_or_path)
-    path = fetch_network(name_or_path, cache_dir=cache_dir, sha256=sha256)
+    accept = None
     if name_or_path in KNOWN_NETWORKS:
-        check_network_facts(name_or_path, load(path).generator)
-    print(f'{path.name}: sha256 {sha256_of(path)} (pass it as sha256= to pin this exact file)')
-    return path
+        accept = lambda path: check_network_facts(name_or_path, load(path).generator)   # noqa: E731
+    return fetch_network(name_or_path, cache_dir=cache_dir, sha256=sha256, accept=accept)
 
 def sample_photos(dest):
     """Two real photos that packages ship (scikit-image's astronaut, matplotlib's grace_hopper), as JPEGs in

@@ -44,6 +44,8 @@ def test_source_network_fetches_checks_and_reuses(http_folder, tmp_path, monkeyp
     assert nb.source_network(str(path)) == path                                 # a file is taken as it is
     with pytest.raises(DownloadError, match='resolution is 32, but wrong has 256'):
         nb.source_network('wrong', cache_dir=tmp_path / 'cache')
+    assert not (tmp_path / 'cache' / 'w.safetensors').exists()                  # neither kept nor pinned
+    assert not (tmp_path / 'cache' / 'w.safetensors.sha256').exists()
 
 
 def test_latest_run_picks_the_newest_resumable_run_of_the_data(tmp_path):
