@@ -136,11 +136,15 @@ class BlendViews:
         low, high = self._pair(v)
         return blend(low, high, v.resolution, width=v.width or None, mapping=self._mapping(v))
 
+    def _blend_key(self, v):
+        """What a blend depends on: its cache key, and (as a model key) its tiles'."""
+        return ('blend', self._index(v.snapshot), v.resolution, v.width, v.base_is_low)
+
     def _blend_synthesis(self, v):
         """v's blend as a function ws -> images, without building a network: the base's synthesis module run
         on the blended tensors (torch.func.functional_call); for a hard swap those are the two models' own
         tensors, so a cached blend costs no memory."""
-        key = (self._index(v.snapshot), v.resolution, v.width, v.base_is_low)
+        key = self._blend_key(v)
         def make():
             low, high = self._pair(v)
             state = blended_state(low, high, swap_weights(low, v.resolution, v.width or None), self._mapping(v))
@@ -175,7 +179,7 @@ class BlendViews:
         """{'low', 'blend', 'high'}: each a uint8 [N, H, W, C] stack, one image per seed."""
         low_key, high_key = self._model_keys(v)
         low, high = self._pair(v)
-        blend_key = ('blend', self._index(v.snapshot), v.resolution, v.width, v.base_is_low)
+        blend_key = self._blend_key(v)
         return {'low': self._tiles(low_key, low.synthesis, v.seeds, v.truncation_psi),
                 'blend': self._tiles(blend_key, self._blend_synthesis(v), v.seeds, v.truncation_psi),
                 'high': self._tiles(high_key, high.synthesis, v.seeds, v.truncation_psi)}
@@ -189,9 +193,8 @@ class BlendViews:
 
     def compare(self, v: ViewState, min_tile=64):
         """Every swap choice for v's snapshot: rows = seeds, columns = 'all high' .. 'all low', labelled."""
-        cols = [self._tiles(('blend', self._index(v.snapshot), r, v.width, v.base_is_low),
-                            self._blend_synthesis(dataclasses.replace(v, resolution=r)), v.seeds, v.truncation_psi)
-                for _, r in self.choices]
+        swaps = [dataclasses.replace(v, resolution=r) for _, r in self.choices]
+        cols = [self._tiles(self._blend_key(s), self._blend_synthesis(s), v.seeds, v.truncation_psi) for s in swaps]
         tiles = images.enlarge(np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:]), min_tile)
         grid = images.make_grid(tiles, cols=len(cols))
         return images.add_column_labels(grid, [label for label, _ in self.choices], tile_width=tiles.shape[2])
