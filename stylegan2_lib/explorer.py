@@ -21,10 +21,11 @@ from PIL import Image
 
 from . import images, notebook
 from .blend_views import BlendViews, ViewState
+from .checkpoints import EXTENSIONS
 
 MAX_SEEDS = 8
 FORMATS = [('NVlabs .pkl', 'nvlabs'), ('rosinality .pt', 'rosinality'), ('safetensors', 'native')]
-EXTENSION = {'nvlabs': '.pkl', 'rosinality': '.pt', 'native': '.safetensors'}
+EXTENSION = {fmt: ext for ext, fmt in reversed(EXTENSIONS.items())}     # the first extension of each format
 
 def _png(img_uint8):
     buf = io.BytesIO()
@@ -50,6 +51,7 @@ class BlendExplorer(widgets.VBox):
         self.outdir, self.tile = Path(outdir), tile
         self.last_export = None
         self.last_update_seconds = None
+        self._shown = {}                                   # column -> the tiles its image shows
         choices = self.views.choices
         start = resolution if resolution is not None else min(16, choices[-2][1])
         slider = dict(continuous_update=False, style={'description_width': '90px'}, layout=widgets.Layout(width='420px'))
@@ -105,9 +107,9 @@ class BlendExplorer(widgets.VBox):
             self.children = (self.children[0], self.columns_box, self.status)
             labels = self.views.column_labels(v)
             for key, tiles in self.views.columns(v).items():
-                png = _png(_strip(tiles, self.tile))
-                if self.images[key].value != png:         # send only images that changed to the browser
-                    self.images[key].value = png
+                if not np.array_equal(self._shown.get(key), tiles):   # encode and send only what changed
+                    self.images[key].value = _png(_strip(tiles, self.tile))
+                    self._shown[key] = tiles
                 self.titles[key].value = f'<b>{labels[key]}</b>'
         else:
             self.children = (self.children[0], self.compare_box, self.status)
