@@ -24,7 +24,7 @@ def scripts(quick, device):
     cuda = ['--device', device] if device else []
     return [
         ('generator and projection', ['generator_speed.py'] + (['--quick'] if quick else [])),
-        ('training', ['train_speed.py', '--impls', 'ref,fast'] + (['--ticks', '1'] if quick else []) + cuda),
+        ('training', ['train_speed.py'] + (['--ticks', '1'] if quick else []) + cuda),
         ('explorer', ['explorer_latency.py', '--repeats', '1' if quick else '3'] + cuda),
         ('checkpoint loading', ['load_speed.py', '--repeats', '1' if quick else '3']),
     ]

@@ -273,8 +273,9 @@ def add_train_parser(sub):
     a('--workers', type=int, help='data loader processes (default: 2)')
     a('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
     a('--precision', choices=['fp16', 'bf16', 'fp32'],
-      help="CUDA arithmetic: fp16 = the network's float16 blocks and conv_clamp as loaded (default), bf16 = bfloat16 "
-           'autocast (Ampere or newer), fp32 = float32 everywhere, TF32 off; no effect on the CPU')
+      help="arithmetic: fp16 = on CUDA the network's float16 blocks and conv_clamp as loaded, on the CPU float32 (default); "
+           'bf16 = bfloat16 autocast (CUDA: Ampere or newer; CPU: AVX512-BF16 or AMX, about 2x faster there); '
+           'fp32 = float32 everywhere, TF32 off')
     a('--resolution', type=int, help='from scratch only: image size')
     a('--z-dim', type=int, help='from scratch only (default 512)')
     a('--w-dim', type=int, help='from scratch only (default 512)')

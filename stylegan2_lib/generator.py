@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import ops
-from .layers import FullyConnectedLayer, SynthesisLayer, ToRGBLayer, block_layout, compute_dtype
+from .layers import FullyConnectedLayer, SynthesisLayer, ToRGBLayer, block_layout, compute_dtype, randn
 from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
 
 #----------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class SynthesisBlock(torch.nn.Module):
         layer_kwargs = dict(w_dim=w_dim, conv_clamp=conv_clamp, resample_filter=resample_filter,
                             use_noise=use_noise, activation=activation)
         if in_channels == 0:
-            self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+            self.const = torch.nn.Parameter(randn([out_channels, resolution, resolution]))
             self.num_conv = 1
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, resolution=resolution, up=2, **layer_kwargs)

@@ -4,10 +4,32 @@ Weights are stored at unit variance and scaled at run time ("equalized learning 
 Section 4.1): a layer multiplies its weight by 1/sqrt(fan_in) (times lr_multiplier for the mapping MLP).
 """
 
+import contextlib
+
 import numpy as np
 import torch
 
 from . import ops
+
+#----------------------------------------------------------------------------
+# Initial weights: N(0, 1), as NVlabs. Inside `uninitialised()` (the loaders, which assign every tensor from
+# the file right after building) they are empty tensors instead: no random numbers and memory that is never
+# touched. (The meta device would do the same, but its first use in a process imports PyTorch's Python
+# reference ops: about 1.4 s.)
+
+_uninitialised = False
+
+@contextlib.contextmanager
+def uninitialised():
+    global _uninitialised
+    saved, _uninitialised = _uninitialised, True
+    try:
+        yield
+    finally:
+        _uninitialised = saved
+
+def randn(shape):
+    return torch.empty(shape) if _uninitialised else torch.randn(shape)
 
 #----------------------------------------------------------------------------
 # fp16 only where asked for, on CUDA, and not forced off; CPU float16 is slow, so CPU stays float32.
@@ -39,7 +61,7 @@ class FullyConnectedLayer(torch.nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.activation = activation
-        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
+        self.weight = torch.nn.Parameter(randn([out_features, in_features]) / lr_multiplier)
         self.bias = torch.nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier
@@ -85,7 +107,7 @@ class Conv2dLayer(torch.nn.Module):
         self.padding = kernel_size // 2
         self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
         self.act_gain = ops.activation_funcs[activation].def_gain
-        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.weight = torch.nn.Parameter(randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels])) if bias else None
 
     def forward(self, x, gain=1):
@@ -128,9 +150,9 @@ class SynthesisLayer(torch.nn.Module):
         self.padding = kernel_size // 2
         self.act_gain = ops.activation_funcs[activation].def_gain
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.weight = torch.nn.Parameter(randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
-            self.register_buffer('noise_const', torch.randn([resolution, resolution]))
+            self.register_buffer('noise_const', randn([resolution, resolution]))
             self.noise_strength = torch.nn.Parameter(torch.zeros([]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
 
@@ -171,7 +193,7 @@ class ToRGBLayer(torch.nn.Module):
         self.out_channels = out_channels
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
+        self.weight = torch.nn.Parameter(randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
 

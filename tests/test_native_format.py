@@ -142,3 +142,21 @@ def test_the_same_network_twice_is_saved_as_two_copies(tmp_path, tiny32):
     back = sg.load(tmp_path / 'twice.safetensors')
     for net in (back.G, back.G_ema):
         assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), G.state_dict().values()))
+    with torch.no_grad():                                          # loaded as two networks that are not tied
+        back.G.synthesis.b32.conv1.weight.add_(1)
+    assert not torch.equal(back.G.synthesis.b32.conv1.weight, back.G_ema.synthesis.b32.conv1.weight)
+
+
+def test_loaded_tensors_are_the_networks_own(tmp_path, nets):
+    # The file is memory-mapped while loading: changing a loaded network (training does, in place) must not
+    # reach the file, and the file can be replaced while the network lives.
+    path = tmp_path / 'net.safetensors'
+    sg.save(path, G=nets[0])
+    before = path.read_bytes()
+    G = sg.load(path).G
+    with torch.no_grad():
+        for p in G.parameters():
+            p.mul_(2)
+    assert path.read_bytes() == before
+    sg.save(path, G=nets[2])
+    assert torch.equal(G.mapping.fc0.weight, nets[0].mapping.fc0.weight * 2)

@@ -21,7 +21,7 @@ import torch
 from stylegan2_lib import ops
 from stylegan2_lib.ops import cuda_build, cuda_ops
 from stylegan2_lib.ops.bias_act import _bias_act_ref
-from stylegan2_lib.ops.upfirdn2d import _upfirdn2d_ref
+from stylegan2_lib.ops.upfirdn2d import _upfirdn2d_ref, adjoint_config
 
 ACTS = list(ops.activation_funcs)
 FIR = ops.setup_filter([1, 3, 3, 1])                                # the networks' 2-D resample filter
@@ -112,13 +112,13 @@ def test_no_gpu_gives_one_warning_naming_the_reason(monkeypatch, fresh_build_sta
                                            (2, 2, (1, 2, 0, 1)), (1, 1, (-1, 2, 1, -1)), (3, 2, (0, 1, 2, 1))])
 @pytest.mark.parametrize('flip', [False, True])
 def test_gradient_is_an_upfirdn2d(f, up, down, pad, flip):
-    # _grad_config's derivation, checked with the reference op standing in for the kernel.
+    # adjoint_config's derivation (the kernel's and the fast path's gradient), checked with the reference op.
     x = rand(2, 3, 7, 6).requires_grad_()
     y = _upfirdn2d_ref(x, f, up=up, down=down, padding=list(pad), flip_filter=flip, gain=1.7)
     dy = rand(*y.shape, seed=5)
     (dx,) = torch.autograd.grad(y, x, dy)
     cfg = (up, up, down, down, *pad, flip, 1.7)
-    g = cuda_ops._grad_config(cfg, x.shape[2:], y.shape[2:], f.shape[-1], f.shape[0])
+    g = adjoint_config(cfg, x.shape[2:], y.shape[2:], f.shape[-1], f.shape[0])
     got = _upfirdn2d_ref(dy, f, up=g[:2], down=g[2:4], padding=list(g[4:8]), flip_filter=g[8], gain=g[9])
     torch.testing.assert_close(got, dx, rtol=1e-10, atol=1e-10)
 

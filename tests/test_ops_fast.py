@@ -71,15 +71,58 @@ def test_upfirdn2d_helpers_and_float64():
         assert_close(fast, ref, torch.float64)
 
 
-def test_upfirdn2d_gradients_second_order():
-    # Augmentation and D's downsampling sit inside R1's double backward.
-    x = rand(1, 2, 5, 5, dtype=torch.float64).requires_grad_()
-    f = FIR.double()
-    for kwargs in (dict(up=2, padding=[2, 1, 2, 1]), dict(down=2, padding=1), dict(padding=[1, 2, 2, 1], flip_filter=True)):
-        fn = lambda x: ops.upfirdn2d(x, f, impl='fast', gain=2.0, **kwargs)
-        assert torch.autograd.gradcheck(fn, (x,))
-        assert torch.autograd.gradgradcheck(fn, (x,))
-        assert_same_grads(lambda x: ops.upfirdn2d(x, f, gain=2.0, **kwargs), [x])
+@pytest.mark.parametrize('f', [FIR, ops.setup_filter([1, 3, 3, 1], separable=True), SEP, ASYM], ids=['2d', '1d', 'sep', 'asym'])
+@pytest.mark.parametrize('kwargs', [dict(up=2, padding=[2, 1, 2, 1]), dict(down=2, padding=1), dict(padding=[1, 2, 2, 1], flip_filter=True),
+                                    dict(up=3, padding=[-1, 2, 0, 1]), dict(down=3, padding=[2, 0, -1, 1], flip_filter=True)],
+                         ids=['up2', 'down2', 'flip', 'up3-crop', 'down3-crop'])
+def test_upfirdn2d_gradients_second_order(f, kwargs):
+    # Augmentation and D's downsampling sit inside R1's double backward; the fast gradient is itself a fast
+    # upfirdn2d (adjoint_config), so the third order is checked too.
+    x = rand(1, 2, 5, 4, dtype=torch.float64).requires_grad_()
+    f = f.double()
+    fn = lambda x: ops.upfirdn2d(x, f, impl='fast', gain=2.0, **kwargs)
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+    dx = lambda x: torch.autograd.grad(fn(x).square().sum(), x, create_graph=True)[0]
+    assert torch.autograd.gradgradcheck(dx, (x,))
+    assert_same_grads(lambda x: ops.upfirdn2d(x, f, gain=2.0, **kwargs), [x])
+
+
+@pytest.mark.parametrize('up, down, pad', [(2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)), (1, 1, (1, 2, 1, 2))])
+def test_upfirdn2d_bfloat16_and_autocast(up, down, pad):
+    # CPU bfloat16 training (--precision bf16): bfloat16 in, bfloat16 out (upsampling computed in float32),
+    # and under autocast a float32 input stays float32; values as the float32 reference within bf16 rounding.
+    x = rand(2, 4, 8, 8)
+    kwargs = dict(up=up, down=down, padding=list(pad), gain=1.5)
+    with ops.use_impl('ref'):
+        ref = ops.upfirdn2d(x.bfloat16().float(), FIR, **kwargs)
+    fast = ops.upfirdn2d(x.bfloat16(), FIR, impl='fast', **kwargs)
+    assert fast.dtype == torch.bfloat16
+    torch.testing.assert_close(fast.float(), ref, rtol=1e-2, atol=1e-2)
+    xg = x.bfloat16().requires_grad_()
+    (dx,) = torch.autograd.grad(ops.upfirdn2d(xg, FIR, impl='fast', **kwargs).float().sum(), xg)
+    xr = x.bfloat16().float().requires_grad_()
+    with ops.use_impl('ref'):
+        (dx_ref,) = torch.autograd.grad(ops.upfirdn2d(xr, FIR, **kwargs).sum(), xr)
+    assert dx.dtype == torch.bfloat16
+    torch.testing.assert_close(dx.float(), dx_ref, rtol=1e-2, atol=2e-2)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = ops.upfirdn2d(x, FIR, impl='fast', **kwargs)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ops.upfirdn2d(x, FIR, impl='ref', **kwargs), rtol=1e-5, atol=1e-5)
+
+
+def test_upfirdn2d_bias_gradient():
+    # conv2d_up adds its bias inside the FIR pass: d/dbias is the sum of the output gradient.
+    from stylegan2_lib.ops.fast_resample import upfirdn2d_fast
+    x, b = rand(2, 3, 5, 5, dtype=torch.float64).requires_grad_(), rand(3, seed=1, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda x, b: upfirdn2d_fast(x, FIR.double(), up=2, padding=[2, 1, 2, 1], bias=b), (x, b))
+
+
+def test_upfirdn2d_filter_gradient():
+    # A filter that needs a gradient takes plain differentiable ops.
+    x, f = rand(1, 2, 6, 5, dtype=torch.float64), SEP.double().requires_grad_()
+    assert_same_grads(lambda x, f: ops.upfirdn2d(x, f, down=2, padding=1, gain=1.5), [x, f])
 
 #----------------------------------------------------------------------------
 # conv2d_resample: every combination the layers use (and groups for the reference's grouped paths).

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import stylegan2_lib as sg
 from stylegan2_lib.train import TrainOptions, TrainingError, list_snapshots, train
@@ -230,15 +231,51 @@ def test_bf16_loss_path_gives_float32_losses_and_finite_gradients(one_thread):
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
-def test_speed_options_do_nothing_on_the_cpu():
+def test_speed_options_on_the_cpu(monkeypatch):
     cpu = torch.device('cpu')
     before = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
     with speed.cuda_flags('fp16', cpu):
         assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark) == before
-    for precision in speed.PRECISIONS:
+    for precision in ('fp16', 'fp32'):                   # float32: no float16 blocks on the CPU
         assert speed.loss_precision(precision, cpu) == {'force_fp32': False, 'autocast_dtype': None}
+    assert speed.loss_precision('bf16', cpu) == {'force_fp32': True, 'autocast_dtype': torch.bfloat16}
     with pytest.raises(ValueError, match='precision must be'):
         TrainOptions(data='x', outdir='y', precision='fp8')
+    monkeypatch.setattr(speed, 'cpu_native_bf16', lambda: False)
+    with pytest.raises(TrainingError, match='no native bfloat16'):
+        speed.check_precision('bf16', cpu)
+    speed.check_precision('fp16', cpu)
+
+
+class ConvolutionDtypes(TorchDispatchMode):
+    """The dtypes of the convolutions that reach the kernels (after autocast's casts)."""
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default):
+            self.seen.add(args[0].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.skipif(not speed.cpu_native_bf16(), reason='this CPU has no native bfloat16')
+def test_cpu_bf16_training_runs_its_convolutions_in_bfloat16(faces, tmp_path):
+    opts = TrainOptions(data=str(faces), outdir=str(tmp_path / 'runs'), resolution=16, z_dim=8, w_dim=8, mapping_layers=1,
+                        channel_base=128, channel_max=16, kimg=0.016, snap=0.016, tick=0.008, batch=4, workers=0, p=0.2,
+                        device='cpu', sample_seeds=4)
+    seen = {}
+    for precision in ('fp16', 'bf16'):
+        with ConvolutionDtypes() as mode:
+            run = train(dataclasses.replace(opts, precision=precision))
+        seen[precision] = mode.seen
+        metrics = read_metrics(run)
+        assert [m['nimg'] for m in metrics] == [8, 16]
+        assert all(np.isfinite(m[k]) for m in metrics for k in ('loss_G', 'loss_D', 'pl', 'r1') if k in m)
+        ck = sg.load(list_snapshots(run)[-1][2])
+        assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in ck.G.state_dict().values())
+    assert seen['fp16'] == {torch.float32}                  # the CPU default: float32
+    assert torch.bfloat16 in seen['bf16']                    # and float32 only where the ops keep it (see ops/fast_resample)
 
 
 @pytest.fixture
@@ -256,7 +293,7 @@ def tiny32_fp16(tiny32, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 @pytest.mark.parametrize('precision', ['fp16', 'bf16', 'fp32'])
 def test_cuda_precisions_train_with_finite_losses(precision, faces, tmp_path, tiny32_fp16):
-    if precision == 'bf16' and not speed._native_bf16():
+    if precision == 'bf16' and not speed.cuda_native_bf16():
         pytest.skip('no native bfloat16 on this GPU')
     flags = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
     run = train(TrainOptions(data=str(faces), outdir=str(tmp_path / 'runs'), resume=str(tiny32_fp16), kimg=0.016, snap=0.016,

@@ -39,17 +39,20 @@ def detect_format(data: bytes):
         return 'native'
     return None
 
-def _read(path):
+def _check_file(path):
     path = os.fspath(path)
     if os.path.isdir(path):
         raise CheckpointError(path, 'is a directory, not a checkpoint file')
     if not os.path.exists(path):
         raise CheckpointError(path, 'no such file')
-    with open(path, 'rb') as f:
-        data = f.read()
-    if not data:
+    size = os.path.getsize(path)
+    if not size:
         raise CheckpointError(path, 'the file is empty')
-    return data
+    return size
+
+def _read(path):
+    with open(path, 'rb') as f:
+        return f.read()
 
 def _unpickle(path, reader, data, what):
     try:
@@ -62,21 +65,26 @@ def _unpickle(path, reader, data, what):
 
 #----------------------------------------------------------------------------
 
+def _from_bytes(path, data):
+    kind = detect_format(data)
+    if kind == 'torch_zip':
+        return from_rosinality(path, _unpickle(path, load_torch_zip, data, 'torch zip file'))
+    if kind == 'torch_legacy':
+        return from_rosinality(path, _unpickle(path, load_torch_legacy, data, 'torch legacy file'))
+    if kind == 'pickle':
+        obj = _unpickle(path, load_pickle, data, 'pickle')
+        return from_tensorflow(path, obj) if looks_like_tensorflow(obj) else from_nvlabs(path, obj)
+    raise CheckpointError(path, 'unknown format: not a network pickle, torch file or stylegan2_lib safetensors file')
+
 def load(path, device='cpu'):
     """Read a checkpoint file of any supported format; nothing in the file is executed."""
-    data = _read(path)
-    kind = detect_format(data)
-    if kind == 'native':
-        ck = from_native(path, data)
-    elif kind == 'torch_zip':
-        ck = from_rosinality(path, _unpickle(path, load_torch_zip, data, 'torch zip file'))
-    elif kind == 'torch_legacy':
-        ck = from_rosinality(path, _unpickle(path, load_torch_legacy, data, 'torch legacy file'))
-    elif kind == 'pickle':
-        obj = _unpickle(path, load_pickle, data, 'pickle')
-        ck = from_tensorflow(path, obj) if looks_like_tensorflow(obj) else from_nvlabs(path, obj)
+    size = _check_file(path)
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    if detect_format(head) in (None, 'native') and is_native(head, size):
+        ck = from_native(path)                # memory-mapped by safetensors: never read whole
     else:
-        raise CheckpointError(path, 'unknown format: not a network pickle, torch file or stylegan2_lib safetensors file')
+        ck = _from_bytes(path, _read(path))   # pickles and torch files: parsed from the bytes
     ck.meta['source'] = os.path.abspath(os.fspath(path))
     for net in ck.networks().values():
         net.to(device)

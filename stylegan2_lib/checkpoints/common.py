@@ -10,6 +10,7 @@ from .. import ops
 
 from ..discriminator import Discriminator, DiscriminatorConfig
 from ..generator import Generator, GeneratorConfig
+from ..layers import uninitialised
 from .errors import CheckpointError
 from .safe_pickle import NamespaceRecord, Record
 
@@ -37,12 +38,12 @@ class Checkpoint:
 # Formats that do not store the FIR filters (TF, rosinality) pass keep_constructed=('resample_filter',):
 # those buffers keep the value the constructor gave them from the config, as legacy.py does.
 
-def build_network(path, label, cfg, state, keep_constructed=()):
+def build_network(path, label, cfg, state, keep_constructed=(), owned=False):
     net_class = Generator if isinstance(cfg, GeneratorConfig) else Discriminator
     assert isinstance(cfg, (GeneratorConfig, DiscriminatorConfig))
-    # Built on the meta device: no memory and no random initialisation (most of a large network's load
-    # time); every tensor is then assigned from the file, or for `keep_constructed` from the config.
-    with torch.device('meta'):
+    # Built uninitialised (no random numbers: most of a large network's build time); every tensor is then
+    # assigned from the file, or for `keep_constructed` from the config.
+    with uninitialised():
         net = net_class(cfg)
     expected = dict(net.state_dict())
     missing = [k for k in expected if k not in state and k.rsplit('.', 1)[-1] not in keep_constructed]
@@ -54,14 +55,20 @@ def build_network(path, label, cfg, state, keep_constructed=()):
     for k, t in state.items():
         if tuple(t.shape) != tuple(expected[k].shape):
             raise CheckpointError(path, f'{label}: {k} has shape {list(t.shape)}, the network needs {list(expected[k].shape)}')
-    # Own copies: a file may hold one tensor for two networks (G_ema=G), which must not stay tied together.
-    values = {k: t.to(expected[k].dtype).clone(memory_format=torch.contiguous_format) for k, t in state.items()}
+    # Own copies: a pickle may hold one tensor for two networks (G_ema=G), which must not stay tied together.
+    # `owned`: the loader made every tensor fresh and unshared (safetensors: one file entry each).
+    values = {k: _own(t, expected[k].dtype, owned) for k, t in state.items()}
     constructed = ops.setup_filter(list(cfg.resample_filter))     # the only buffer a constructor derives (legacy.py)
     for k in expected.keys() - values.keys():
         assert k.endswith('resample_filter') and expected[k].shape == constructed.shape, k
         values[k] = constructed.clone()
     net.load_state_dict(values, assign=True)
     return net.eval().requires_grad_(False)
+
+def _own(t, dtype, owned):
+    if owned and t.dtype == dtype and t.is_contiguous():
+        return t
+    return t.to(dtype).clone(memory_format=torch.contiguous_format)
 
 #----------------------------------------------------------------------------
 # Convert unpickled records (EasyDict, numpy scalars, namespaces) into plain JSON-friendly values.

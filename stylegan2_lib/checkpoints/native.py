@@ -7,7 +7,7 @@ as '<net>.<NVlabs name>' and, in the header metadata, JSON configs and free-form
 
 import json
 
-from safetensors.torch import load as st_load, save as st_save
+from safetensors.torch import load_file as st_load_file, save as st_save
 
 from .. import files
 from ..discriminator import DiscriminatorConfig
@@ -65,16 +65,21 @@ def _stored_meta(meta):
 
 #----------------------------------------------------------------------------
 
-def is_native(data: bytes):
-    if len(data) < 10:
+def is_native(data: bytes, size=None):
+    """Whether `data` (a file's first bytes; `size` the whole file's, default len(data)) opens a safetensors file."""
+    size = len(data) if size is None else size
+    if size < 10 or len(data) < 9:
         return False
     n = int.from_bytes(data[:8], 'little')
-    return 2 <= n <= len(data) - 8 and data[8:9] == b'{'
+    return 2 <= n <= size - 8 and data[8:9] == b'{'
 
-def from_native(path, data: bytes):
+def from_native(path):
+    """The file's tensors are memory-mapped by safetensors and copied once into tensors the networks own
+    (no whole-file bytes object first): peak memory about one copy of the weights."""
     try:
-        n = int.from_bytes(data[:8], 'little')
-        header = json.loads(data[8: 8 + n])
+        with open(path, 'rb') as f:
+            n = int.from_bytes(f.read(8), 'little')
+            header = json.loads(f.read(n))
         metadata = header.get('__metadata__') or {}
     except ValueError as e:
         raise CheckpointError(path, f'corrupt safetensors header: {e}') from None
@@ -83,7 +88,7 @@ def from_native(path, data: bytes):
     if metadata.get('version') != FORMAT_VERSION:
         raise CheckpointError(path, f'stylegan2_lib checkpoint version {metadata.get("version")!r}; this library reads version {FORMAT_VERSION}')
     try:
-        tensors = st_load(data)
+        tensors = st_load_file(path)
         configs = json.loads(metadata['configs'])
         meta = json.loads(metadata.get('meta') or '{}')
     except Exception as e:  # safetensors raises its own error types for truncated data
@@ -99,7 +104,7 @@ def from_native(path, data: bytes):
             raise CheckpointError(path, f'{label}: bad config: {e}') from None
         prefix = label + '.'
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        setattr(ck, label, build_network(path, label, cfg, state))
+        setattr(ck, label, build_network(path, label, cfg, state, owned=True))   # one file entry per tensor
     stray = [k for k in tensors if k.split('.', 1)[0] not in configs]
     if stray:
         raise CheckpointError(path, f'tensor {stray[0]} belongs to no network in the checkpoint')

@@ -12,7 +12,7 @@ Gradients:
              modes 1 (w.r.t. dy) and 2 (w.r.t. x: ddx * dy * gain * act''), so R1's double backward works;
              third-order gradients are not supported (once_differentiable). db = sum of dx over all axes
              but `dim`.
-  upfirdn2d: linear in x, so its gradient is another upfirdn2d (see _grad_config), differentiable to any
+  upfirdn2d: linear in x, so its gradient is another upfirdn2d (see upfirdn2d.adjoint_config), differentiable to any
              order.
 """
 
@@ -22,7 +22,7 @@ from torch.autograd.function import once_differentiable
 from . import cuda_build
 from .bias_act import _activation
 from .registry import available_impls, register_impl, resolve
-from .upfirdn2d import _parse_padding, _parse_scaling
+from .upfirdn2d import _parse_padding, _parse_scaling, adjoint_config
 
 ACTS = ('linear', 'relu', 'lrelu', 'tanh', 'sigmoid', 'elu', 'selu', 'softplus', 'swish')   # ids of bias_act.h
 PIECEWISE_LINEAR = ('linear', 'relu', 'lrelu')          # act'' = 0
@@ -120,23 +120,7 @@ register_impl('bias_act', 'cuda', _bias_act_cuda)
 #----------------------------------------------------------------------------
 # upfirdn2d.
 #
-# Gradient. Along one axis (input length H, output length O, filter length K, pad0 p0, correlation taps
-# g = flip(f), or f with flip_filter):  y[o] = sum_i x[i] * g[i*up + p0 - o*down].  Hence
-#   dx[i] = sum_o dy[o] * g[i*up + p0 - o*down].
-# An upfirdn2d of dy with up' = down, down' = up, pad0' = q0 and taps h computes
-#   r[i] = sum_o dy[o] * h[o*down + q0 - i*up];
-# with h = flip(g) (h[t] = g[K-1-t], i.e. flip_filter toggled) this is g[K-1-q0 + i*up - o*down], which
-# equals dx[i] for q0 = K - 1 - p0. Its output length (O*down + q0 + q1 - K + up) // up must be H:
-# q1 = H*up - O*down + p0 - up + 1 makes the numerator exactly H*up. The gain is the same (linear in g).
-
-def _grad_config(cfg, in_hw, out_hw, fw, fh):
-    upx, upy, downx, downy, px0, px1, py0, py1, flip, gain = cfg
-    (H, W), (OH, OW) = in_hw, out_hw
-    return (downx, downy, upx, upy,
-            fw - 1 - px0, W * upx - OW * downx + px0 - upx + 1,
-            fh - 1 - py0, H * upy - OH * downy + py0 - upy + 1,
-            not flip, gain)
-
+# Gradient: another upfirdn2d (upfirdn2d.adjoint_config).
 
 class _Upfirdn2d(torch.autograd.Function):
     @staticmethod
@@ -150,7 +134,7 @@ class _Upfirdn2d(torch.autograd.Function):
     def backward(ctx, dy):
         f, = ctx.saved_tensors
         fw, fh = int(f.shape[-1]), int(f.shape[0])
-        gcfg = _grad_config(ctx.cfg, ctx.in_hw, ctx.out_hw, fw, fh)
+        gcfg = adjoint_config(ctx.cfg, ctx.in_hw, ctx.out_hw, fw, fh)
         dx = _Upfirdn2d.apply(dy, f, gcfg, ctx.ext)
         assert tuple(dx.shape[2:]) == ctx.in_hw, (tuple(dx.shape), ctx.in_hw)
         return dx, None, None, None

@@ -18,7 +18,7 @@ the reference up to float rounding (tests/test_ops_fast.py).
                 1.6x the reference's steps/s at 256x256).
 - 1x1 kernels (ToRGB) run as one batched matmul over channels-last pixels: [N, HW, I] @ [N, I, O].
 - Activations are channels-last (NHWC), oneDNN's fast layout for convolutions on CPU.
-- Upsampling (up=2): transposed conv + separable FIR (fast_resample.conv2d_up), bias added by the FIR.
+- Upsampling (up=2): transposed conv + FIR (fast_resample.conv2d_up), bias added by the FIR.
 
 float16/bfloat16 (the reference pre-normalises for them), down > 1 and non-symmetric padding take the
 reference path.

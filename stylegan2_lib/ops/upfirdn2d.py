@@ -42,8 +42,8 @@ def filter_size(f):
 # `resample_filter` buffers), normalised to sum 1 and scaled by `gain`.
 
 def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
-    # Built on the CPU even under a `with torch.device(...)` (the loaders build networks on the meta device,
-    # where these few taps would still be needed), then moved to `device` when one is given.
+    # Built on the CPU even under a `with torch.device(...)` (a network built on the meta device still needs
+    # these few taps), then moved to `device` when one is given.
     if f is None:
         f = 1
     f = torch.as_tensor(f, dtype=torch.float32, device='cpu')
@@ -99,6 +99,26 @@ def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     return x[:, :, ::downy, ::downx]
 
 register_impl('upfirdn2d', 'ref', _upfirdn2d_ref)
+
+#----------------------------------------------------------------------------
+# The gradient of upfirdn2d w.r.t. x, as the configuration of another upfirdn2d (the CUDA kernel and the
+# fast path differentiate this way, to any order). cfg = (upx, upy, downx, downy, px0, px1, py0, py1,
+# flip_filter, gain). Along one axis (input length H, output length O, filter length K, pad0 p0, correlation taps
+# g = flip(f), or f with flip_filter):  y[o] = sum_i x[i] * g[i*up + p0 - o*down].  Hence
+#   dx[i] = sum_o dy[o] * g[i*up + p0 - o*down].
+# An upfirdn2d of dy with up' = down, down' = up, pad0' = q0 and taps h computes
+#   r[i] = sum_o dy[o] * h[o*down + q0 - i*up];
+# with h = flip(g) (h[t] = g[K-1-t], i.e. flip_filter toggled) this is g[K-1-q0 + i*up - o*down], which
+# equals dx[i] for q0 = K - 1 - p0. Its output length (O*down + q0 + q1 - K + up) // up must be H:
+# q1 = H*up - O*down + p0 - up + 1 makes the numerator exactly H*up. The gain is the same (linear in g).
+
+def adjoint_config(cfg, in_hw, out_hw, fw, fh):
+    upx, upy, downx, downy, px0, px1, py0, py1, flip, gain = cfg
+    (H, W), (OH, OW) = in_hw, out_hw
+    return (downx, downy, upx, upy,
+            fw - 1 - px0, W * upx - OW * downx + px0 - upx + 1,
+            fh - 1 - py0, H * upy - OH * downy + py0 - upy + 1,
+            not flip, gain)
 
 #----------------------------------------------------------------------------
 # Public function.

@@ -22,7 +22,7 @@ class TrainOptions:
     seed:            int = 0
     workers:         int = 2                    # DataLoader processes (0 = load in the main process)
     device:          Optional[str] = None       # 'cpu' or 'cuda'; None = cuda when available
-    precision:       str = 'fp16'               # CUDA: 'fp16' (the network's fp16 blocks), 'bf16' (autocast), 'fp32'
+    precision:       str = 'fp16'               # 'fp16' (CUDA: the network's fp16 blocks), 'bf16' (autocast), 'fp32'
     sample_seeds:    int = 16                   # grid of fixed seeds rendered at every snapshot
     # Losses and regularisation (StyleGAN2 / stylegan2-ada-pytorch defaults).
     gamma:           Optional[float] = None     # R1 weight; None = 0.0002 * resolution^2 / batch (NVlabs 'auto')

@@ -1,18 +1,21 @@
-"""CUDA speed settings of a training run (none of them does anything on the CPU, where training is float32):
+"""Speed settings of a training run: the arithmetic (--precision) and, on CUDA, the global flags.
 
-    --precision fp16   (default) the network's own float16 blocks (num_fp16_res) with its conv_clamp, as loaded:
-                       what NVlabs trains with; TF32 for the float32 layers
+    --precision fp16   (default) CUDA: the network's own float16 blocks (num_fp16_res) with its conv_clamp, as
+                       loaded: what NVlabs trains with; TF32 for the float32 layers. CPU: float32 (CPU float16
+                       is slow).
     --precision bf16   every synthesis and D layer under torch.autocast(bfloat16) (the network's float16 blocks
-                       off); mapping, augmentation and the losses stay float32. Ampere or newer.
+                       off); mapping, augmentation and the losses stay float32. CUDA: Ampere or newer. CPU: one
+                       with native bfloat16 (AVX512-BF16 or AMX), where convolutions run about 2x faster
+                       (benchmarks/train_speed.py).
     --precision fp32   float32 everywhere, TF32 off: the exact reference mode
 
-plus, in the fp16 and bf16 modes, channels-last convolution inputs in the blocks that run in reduced precision
-(tensor-core convolutions read NHWC), and cuDNN autotuning. The global flags (TF32, cudnn.benchmark) are set
-when training starts and restored when it ends, never at import.
+plus, on CUDA in the fp16 and bf16 modes, channels-last convolution inputs in the blocks that run in reduced
+precision (tensor-core convolutions read NHWC; the CPU fast ops are channels-last anyway), and cuDNN
+autotuning. The global flags (TF32, cudnn.benchmark) are set when training starts and restored when it
+ends, never at import.
 """
 
 import contextlib
-import warnings
 
 import torch
 
@@ -25,24 +28,33 @@ PRECISIONS = ('fp16', 'bf16', 'fp32')
 def check_precision(precision, device):
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
-    if device.type != 'cuda':
-        if precision == 'bf16':
-            warnings.warn('--precision bf16 has no effect on the CPU: training runs in float32 there')
+    if precision != 'bf16':
         return
-    if precision == 'bf16' and not _native_bf16():
+    if device.type == 'cuda' and not cuda_native_bf16():
         raise TrainingError(f'--precision bf16: {torch.cuda.get_device_name(device)} has no native bfloat16 '
-                         '(Ampere or newer needed); use --precision fp16')
+                            '(Ampere or newer needed); use --precision fp16')
+    if device.type == 'cpu' and not cpu_native_bf16():
+        raise TrainingError('--precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX needed), where it '
+                            'would be slower than float32; use the default precision')
 
-def _native_bf16():
+def cuda_native_bf16():
     try:
         return torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError:                                  # older PyTorch: no emulation to exclude
         return torch.cuda.is_bf16_supported()
 
+def cpu_native_bf16():
+    """Whether oneDNN runs bfloat16 natively on this CPU (the test behind PyTorch's own CPU autocast checks)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):             # a PyTorch without the query
+        return False
+
 def loss_precision(precision, device):
     """StyleGAN2Loss keyword arguments: force_fp32 for G.synthesis and D, and the autocast dtype around them."""
     if device.type != 'cuda':
-        return {'force_fp32': False, 'autocast_dtype': None}
+        bf16 = precision == 'bf16'
+        return {'force_fp32': bf16, 'autocast_dtype': torch.bfloat16 if bf16 else None}
     return {'fp16': {'force_fp32': False, 'autocast_dtype': None},
             'bf16': {'force_fp32': True, 'autocast_dtype': torch.bfloat16},
             'fp32': {'force_fp32': True, 'autocast_dtype': None}}[precision]
