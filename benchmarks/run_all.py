@@ -6,7 +6,8 @@
 
 Runs, one after the other, each in its own process: generator images/s and projection steps/s
 (generator_speed.py), training seconds per kimg (train_speed.py), explorer update latency
-(explorer_latency.py), checkpoint load time and peak memory (load_speed.py); each prints its ratios.
+(explorer_latency.py), checkpoint load time and peak memory (load_speed.py); with --device cuda first the
+CUDA kernels against torch.compile and plain PyTorch (cuda_ops.py). Each prints its ratios.
 Measurements to report, not tests.
 """
 
@@ -22,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 
 def scripts(quick, device):
     cuda = ['--device', device] if device else []
-    return [
+    gpu = [('CUDA kernels vs torch.compile vs PyTorch', ['cuda_ops.py'] + (['--res', '64', '256'] if quick else []))]
+    return (gpu if device == 'cuda' else []) + [
         ('generator and projection', ['generator_speed.py'] + (['--quick'] if quick else [])),
         ('training', ['train_speed.py'] + (['--ticks', '1'] if quick else []) + cuda),
         ('explorer', ['explorer_latency.py', '--repeats', '1' if quick else '3'] + cuda),

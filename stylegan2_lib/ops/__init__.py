@@ -16,8 +16,8 @@ from . import fast_bias_act, fast_resample, fast_modconv   # noqa: F401 (they re
 from . import cuda_ops   # noqa: F401 (registers impl 'cuda': JIT-built kernels, built on first use only; not a default)
 
 # 'fast' is the default for every op: on CPU it measures faster for generator inference
-# (benchmarks/generator_speed.py: 2.5x at 256x256, batch 4) and for the training passes too (G's backward,
-# path-length double backward, D's R1: 1.1-1.3x; bias_act alone about 1.03x). ops.use_impl('ref') runs the
+# (benchmarks/generator_speed.py: 2.4x at 256x256, batch 4) and for training (benchmarks/train_speed.py: 1.4x
+# in float32; the path-length penalty and R1 about 1.5x, through the FIR's own gradient). ops.use_impl('ref') runs the
 # reference path.
 for _op in ('upfirdn2d', 'conv2d_resample', 'bias_act', 'modulated_conv2d', 'modulated_conv2d_bias_act'):
     set_default_impl(_op, 'fast')
