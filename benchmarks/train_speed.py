@@ -25,7 +25,7 @@ from PIL import Image
 
 from stylegan2_lib import ops
 from stylegan2_lib.train import TrainOptions, train
-from stylegan2_lib.train.speed import cuda_native_bf16, cpu_native_bf16
+from stylegan2_lib.train.speed import native_bf16
 
 
 def make_dataset(folder, res, n=64, seed=0):
@@ -47,8 +47,7 @@ def run_once(data, outdir, args, path):
 
 
 def default_paths(device):
-    native_bf16 = cuda_native_bf16() if device == 'cuda' else cpu_native_bf16()
-    return 'ref,fast' + (',fast:bf16' if native_bf16 else '')
+    return 'ref,fast' + (',fast:bf16' if native_bf16(torch.device(device)) else '')
 
 
 def main():

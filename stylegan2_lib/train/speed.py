@@ -28,14 +28,17 @@ PRECISIONS = ('fp16', 'bf16', 'fp32')
 def check_precision(precision, device):
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
-    if precision != 'bf16':
+    if precision != 'bf16' or native_bf16(device):
         return
-    if device.type == 'cuda' and not cuda_native_bf16():
+    if device.type == 'cuda':
         raise TrainingError(f'--precision bf16: {torch.cuda.get_device_name(device)} has no native bfloat16 '
                             '(Ampere or newer needed); use --precision fp16')
-    if device.type == 'cpu' and not cpu_native_bf16():
-        raise TrainingError('--precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX needed), where it '
-                            'would be slower than float32; use the default precision')
+    raise TrainingError('--precision bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX needed), where it '
+                        'would be slower than float32; use the default precision')
+
+def native_bf16(device):
+    """Whether `device` (the CPU or a CUDA GPU) runs bfloat16 natively."""
+    return cuda_native_bf16() if device.type == 'cuda' else cpu_native_bf16()
 
 def cuda_native_bf16():
     try:
