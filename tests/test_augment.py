@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan2_lib.train.augment import (
-    PRESETS, AdaController, AugmentPipe, blit, hue_rotate3d, recolour, resample, rotate2d, saturation3d,
+    PRESETS, AdaController, AugmentPipe, blit, grid_sample, hue_rotate3d, recolour, resample, rotate2d, saturation3d,
     translate2d)
 
 
@@ -246,6 +246,43 @@ def test_gradgradcheck_on_the_resampling_pass():
     d = pipe.draw(2, 6, 6, gen(7))
     x = torch.randn([2, 3, 6, 6], dtype=torch.float64, generator=gen(), requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x: pipe(x, draws=d), (x,), fast_mode=True)
+
+# The resampling pass's grid_sample: PyTorch's values, and a double backward of its own. PyTorch's CUDA builds
+# have no derivative for grid_sampler_2d_backward (R1 on an H200 failed with "derivative for
+# aten::grid_sampler_2d_backward is not implemented"); the CPU build has one, so the test checks the graph:
+# no node of PyTorch's grid_sampler backward may be differentiated.
+
+def test_grid_sample_equals_pytorch_and_is_twice_differentiable():
+    x = torch.randn([2, 3, 5, 6], dtype=torch.float64, generator=gen(), requires_grad=True)
+    grid = torch.rand([2, 4, 7, 2], dtype=torch.float64, generator=gen(1)) * 2.4 - 1.2      # some outside: border
+    want = F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+    torch.testing.assert_close(grid_sample(x, grid), want, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: grid_sample(x, grid), (x,))
+    assert torch.autograd.gradgradcheck(lambda x: grid_sample(x, grid), (x,))
+    with pytest.raises(ValueError, match='image only'):
+        grid_sample(x, grid.clone().requires_grad_(True))
+
+
+def _graph_names(t):
+    seen, todo, names = set(), [t.grad_fn], set()
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        todo.extend(f for f, _ in fn.next_functions)
+    return names
+
+
+def test_r1_through_the_pipe_never_differentiates_pytorchs_grid_sampler_backward():
+    pipe = AugmentPipe.preset('bgc', p=1.0)
+    x = torch.randn([4, 3, 8, 8], requires_grad=True)
+    logits = (pipe(x, generator=gen(3)) * torch.randn([4, 3, 8, 8], generator=gen(4))).sum()
+    (g,) = torch.autograd.grad(logits, x, create_graph=True)
+    names = _graph_names(g)
+    assert any('GridSample' in n for n in names)                 # the resampling pass ran
+    assert not any(n.startswith('GridSampler2DBackward') for n in names), names
 
 #----------------------------------------------------------------------------
 # The module: p is a CPU buffer that is saved and survives device and dtype moves.

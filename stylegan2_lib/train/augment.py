@@ -28,7 +28,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import ops
 
@@ -197,9 +196,46 @@ def resample(images, M, f, e):                                                  
     x = reflect_pad(images.to(dtype), 2 * P)                                   # [n, C, H+4P, W+4P]
     x = ops.upsample2d(x, f, up=2)                                              # [n, C, 2(H+4P), 2(W+4P)]
     grid = _sample_grid(M.to(dtype), H, W, P, e)                                # [n, 2(H+2P), 2(W+2P), 2]
-    x = F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+    x = grid_sample(x, grid)
     x = ops.downsample2d(x, f, down=2, padding=-2 * P, flip_filter=True)       # [nCHW]
     return x.to(images.dtype)
+
+# Bilinear grid_sample (border padding, align_corners=False), differentiable to any order in the image. The
+# sampling is linear in the image, y = A x, so its gradient is dx = A^T dy (PyTorch's grid_sampler_2d_backward)
+# and the gradient of that with respect to dy is A again: one more forward. R1 differentiates D(aug(x)) twice
+# through this, and PyTorch's CUDA builds (2.11 measured on an H200) have no derivative for
+# grid_sampler_2d_backward; NVlabs's grid_sample_gradfix works around it the same way. The grid takes no
+# gradient (it is built from the drawn matrices).
+
+_BILINEAR, _BORDER = 0, 1          # aten's interpolation_mode and padding_mode ids
+
+class _GridSample(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, grid):
+        ctx.save_for_backward(x, grid)
+        return torch.grid_sampler_2d(x, grid, _BILINEAR, _BORDER, False)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, grid = ctx.saved_tensors
+        return _GridSampleAdjoint.apply(dy, x, grid), None
+
+class _GridSampleAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, dy, x, grid):                                             # x: shape and dtype only
+        ctx.save_for_backward(grid)
+        dx, _ = torch.ops.aten.grid_sampler_2d_backward(dy, x, grid, _BILINEAR, _BORDER, False, [True, False])
+        return dx
+
+    @staticmethod
+    def backward(ctx, ddx):
+        grid, = ctx.saved_tensors
+        return _GridSample.apply(ddx, grid), None, None
+
+def grid_sample(x, grid):                                                       # [NCHW], [N, H', W', 2] -> [N, C, H', W']
+    if grid.requires_grad:
+        raise ValueError('augment.grid_sample differentiates with respect to the image only')
+    return _GridSample.apply(x, grid)
 
 # F.pad(mode='reflect') of any width (also wider than the image), by indexing.
 def reflect_pad(x, pad):                                                        # [NCHW] -> [N, C, H+2pad, W+2pad]
