@@ -13,6 +13,7 @@ from . import ops
 from .generator import MappingNetwork
 from .layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, block_layout, compute_dtype
 from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
+from .ops.common import autocast_off
 
 #----------------------------------------------------------------------------
 
@@ -120,7 +121,10 @@ class DiscriminatorEpilogue(torch.nn.Module):
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x, cmap=None):
-        x = x.to(torch.float32)
+        with autocast_off(x.device):            # float32, also under bfloat16 autocast (NVlabs: always float32)
+            return self._logits(x.to(torch.float32), cmap)
+
+    def _logits(self, x, cmap):
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
@@ -173,5 +177,6 @@ class Discriminator(torch.nn.Module):
         x = None
         for res in self.block_resolutions:
             x = getattr(self, f'b{res}')(x, img, force_fp32=force_fp32)
-        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        with autocast_off(img.device):
+            cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, cmap)

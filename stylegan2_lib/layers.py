@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import ops
+from .ops.common import autocast_off
 
 #----------------------------------------------------------------------------
 # Initial weights: N(0, 1), as NVlabs. Inside `uninitialised()` (the loaders, which assign every tensor from
@@ -33,11 +34,31 @@ def randn(shape):
 
 #----------------------------------------------------------------------------
 # fp16 only where asked for, on CUDA, and not forced off; CPU float16 is slow, so CPU stays float32.
+# `emulate_half_blocks(dtype)` is the one switch that makes the CPU (and the meta device) run those blocks in
+# float16 or bfloat16 as CUDA would: how the tests and the GPU self-check's CPU run reach the half-precision
+# paths without a GPU. Process-wide, restored on exit.
+
+_emulated_half = None
+
+@contextlib.contextmanager
+def emulate_half_blocks(dtype=torch.float16):
+    global _emulated_half
+    if dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(f'emulate_half_blocks: dtype must be torch.float16 or torch.bfloat16, got {dtype}')
+    saved, _emulated_half = _emulated_half, dtype
+    try:
+        yield
+    finally:
+        _emulated_half = saved
+
+def half_blocks_dtype(device):
+    """The dtype the network's fp16 blocks run in on `device`, or None where they run in float32."""
+    kind = torch.device(device).type
+    return torch.float16 if kind == 'cuda' else _emulated_half if kind in ('cpu', 'meta') else None
 
 def compute_dtype(use_fp16, force_fp32, device):
-    if use_fp16 and not force_fp32 and torch.device(device).type == 'cuda':
-        return torch.float16
-    return torch.float32
+    half = half_blocks_dtype(device) if use_fp16 and not force_fp32 else None
+    return half if half is not None else torch.float32
 
 # Channels-last (NHWC) layout for a block's convolution inputs when the trainer asks for it on CUDA
 # (block.channels_last): tensor-core convolutions read NHWC. The values are the same either way.
@@ -123,6 +144,13 @@ class Conv2dLayer(torch.nn.Module):
         return f'in={self.in_channels}, out={self.out_channels}, up={self.up}, down={self.down}, act={self.activation}'
 
 #----------------------------------------------------------------------------
+# Styles s = A(w) in float32 whatever autocast says (see ops.common.autocast_off).
+
+def affine_styles(affine, w):
+    with autocast_off(w.device):
+        return affine(w.float())
+
+#----------------------------------------------------------------------------
 # Styled 3x3 convolution of the synthesis network: modulate/demodulate, noise, bias, lrelu, clamp.
 
 class SynthesisLayer(torch.nn.Module):
@@ -171,7 +199,7 @@ class SynthesisLayer(torch.nn.Module):
 
     def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1, noise=None):
         assert x.shape[2] * self.up == self.resolution, (tuple(x.shape), self.resolution)
-        styles = self.affine(w)
+        styles = affine_styles(self.affine, w)
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ops.modulated_conv2d_bias_act(x, self.weight, styles, self.bias.to(x.dtype),
@@ -198,7 +226,7 @@ class ToRGBLayer(torch.nn.Module):
         self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
 
     def forward(self, x, w, fused_modconv=True):
-        styles = self.affine(w) * self.weight_gain
+        styles = affine_styles(self.affine, w) * self.weight_gain
         return ops.modulated_conv2d_bias_act(x, self.weight, styles, self.bias.to(x.dtype), demodulate=False,
                                              fused_modconv=fused_modconv, clamp=self.conv_clamp)
 

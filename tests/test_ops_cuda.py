@@ -18,6 +18,7 @@ import warnings
 import pytest
 import torch
 
+import stylegan2_lib as sg
 from stylegan2_lib import ops
 from stylegan2_lib.ops import cuda_build, cuda_ops
 from stylegan2_lib.ops.bias_act import _bias_act_ref
@@ -286,6 +287,64 @@ def test_downsample_then_bias_act_r1_matches_ref(kernel):
         return y.detach(), g.detach(), gg
     for got, ref in zip(run('cuda'), run('ref')):
         assert_close(got, ref)
+
+# Reach: with the kernels selected, every activation and every FIR of the networks runs on them (not only the
+# few calls outside the fused convolutions), in float32 and in the float16 blocks, and the networks' outputs
+# and R1 gradient equal the reference path's. Expected counts from the architecture: G has one bias_act per
+# mapping layer, synthesis layer and ToRGB, and one FIR per upsampling conv and per image upsampling; D one
+# bias_act per conv layer (fromrgb, conv0, conv1, skip, epilogue conv and fc) and two FIRs per block.
+
+class CountingExtension:
+    def __init__(self, ext):
+        self.ext, self.calls = ext, {'bias_act': 0, 'upfirdn2d': 0}
+
+    def bias_act(self, *args):
+        self.calls['bias_act'] += 1
+        return self.ext.bias_act(*args)
+
+    def upfirdn2d(self, *args):
+        self.calls['upfirdn2d'] += 1
+        return self.ext.upfirdn2d(*args)
+
+
+@pytest.mark.parametrize('half', [False, True], ids=['fp32', 'fp16-blocks'])
+def test_every_activation_and_fir_of_the_networks_reaches_the_kernels(kernel, monkeypatch, half):
+    import contextlib
+    from stylegan2_lib import layers
+    counting = CountingExtension(cuda_ops._extension())
+    monkeypatch.setattr(cuda_ops, '_extension', lambda: counting)
+    torch.manual_seed(0)
+    cfg = dict(img_resolution=32, channel_base=256, channel_max=32, num_fp16_res=2 if half else 0, conv_clamp=256 if half else None)
+    G = sg.Generator(z_dim=16, w_dim=16, mapping_layers=2, **cfg).to(kernel)
+    D = sg.Discriminator(**cfg).to(kernel)
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(1)).to(kernel)
+    emulate = lambda: layers.emulate_half_blocks(torch.float16) if half and kernel == 'cpu' else contextlib.nullcontext()
+
+    def run(impl):
+        with ops.use_impl(impl), emulate():
+            img = G(z, None, noise_mode='const')
+            x = img.detach().requires_grad_(True)
+            logits = D(x, None)
+            (g,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            return img.detach(), logits.detach(), g.detach()
+
+    counting.calls.update(bias_act=0, upfirdn2d=0)
+    with ops.use_impl('cuda'), emulate(), torch.no_grad():
+        G(z, None, noise_mode='const')
+        g_calls = dict(counting.calls)
+        counting.calls.update(bias_act=0, upfirdn2d=0)
+        D(torch.zeros(4, 3, 32, 32, device=kernel), None)
+        d_calls = dict(counting.calls)
+    blocks = G.synthesis.blocks()
+    n_layers = sum(len(b.conv_layers()) for b in blocks)
+    assert g_calls == {'bias_act': 2 + n_layers + len(blocks), 'upfirdn2d': 2 * (len(blocks) - 1)}
+    n_d_blocks = len(D.block_resolutions)
+    assert d_calls == {'bias_act': 1 + 3 * n_d_blocks + 2, 'upfirdn2d': 2 * n_d_blocks}
+    got, want = run('cuda'), run('ref')
+    tol = 2e-2 if half else 1e-4
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and torch.isfinite(a).all()
+        assert (a - b).abs().max() <= tol * max(1.0, float(b.abs().max())), float((a - b).abs().max())
 
 #----------------------------------------------------------------------------
 # (c) The real CUDA build (no GPU needed), where nvcc, ninja and a CUDA build of PyTorch are present.

@@ -66,4 +66,4 @@ register_impl('bias_act', 'ref', _bias_act_ref)
 # Public function.
 
 def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, impl=None):
-    return resolve('bias_act', impl)(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
+    return resolve('bias_act', impl, x.device)(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)

@@ -27,18 +27,20 @@ reference path.
 import torch
 import torch.nn.functional as F
 
+from .common import autocast_off
 from .fast_bias_act import act_gain_clamp, folds_gain, needs_autograd, resolve_act_args
 from .conv2d_resample import resample_padding
 from .fast_resample import _channels_last, conv2d_up
 from .modconv_act import _modulated_conv2d_bias_act_ref
-from .registry import register_impl
+from .registry import register_impl, resolve, selected_impl
 
 #----------------------------------------------------------------------------
 # Demodulation coefficients [N, O]: 1 / sqrt(sum_{i,k} (s_i w_oik)^2 + eps) (Eq. 3), via the identity.
 
 def demod_coefs(weight, styles, eps=1e-8):
-    wsq = weight.square().sum(dim=[2, 3])                         # [OI] sum_k w_oik^2
-    return (styles.square() @ wsq.t() + eps).rsqrt()              # [NO]
+    with autocast_off(weight.device):                             # float32 under bfloat16 autocast too
+        wsq = weight.square().sum(dim=[2, 3])                     # [OI] sum_k w_oik^2
+        return (styles.square() @ wsq.t() + eps).rsqrt()          # [NO]
 
 #----------------------------------------------------------------------------
 # Noise as a 4-D tensor that broadcasts against [N, O, H, W] (the layers pass [H, W] or [1|N, 1, H, W]),
@@ -152,10 +154,21 @@ def _supported(x, up, down, padding, resample_filter):
     px0, px1, py0, py1 = resample_padding(None, 1, 1, padding)
     return px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0
 
-def _prefer_per_sample(x, weight, inplace):
+def _prefer_per_sample(x, weight, inplace, kernel_epilogue):
+    # A CPU cache strategy: on a GPU, or with the epilogue in a kernel, one convolution for the batch is better.
     H, W = x.shape[2:]
     out_channels, _, kh, kw = weight.shape
-    return inplace and H * W >= out_channels * kh * kw
+    return inplace and not kernel_epilogue and x.device.type == 'cpu' and H * W >= out_channels * kh * kw
+
+#----------------------------------------------------------------------------
+# Activation, the gain not folded into the coefficients, and the clamp: in place here, or through the registry
+# where another bias_act is selected for the device (the CUDA kernels: one pass).
+
+def _epilogue(impl, act, alpha, post_gain, clamp):
+    if impl == 'fast':
+        return lambda y, inplace: act_gain_clamp(y, act, alpha, post_gain, clamp, inplace)
+    kernel = resolve('bias_act', impl)
+    return lambda y, inplace: kernel(y, None, act=act, alpha=alpha, gain=post_gain, clamp=clamp if clamp >= 0 else None)
 
 #----------------------------------------------------------------------------
 # Fast modulated_conv2d_bias_act.
@@ -191,12 +204,12 @@ def _modulated_conv2d_bias_act_fast(x, weight, styles, bias=None, noise=None, up
     px, _, py, _ = resample_padding(None, 1, 1, padding)
     pad = (py, px) if up == 1 else padding                        # conv2d's (padH, padW); conv2d_up parses its own
 
-    def epilogue(y, inplace):
-        return act_gain_clamp(y, act, alpha, post_gain, clamp, inplace)
+    epilogue_impl = selected_impl('bias_act', x.device)
+    epilogue = _epilogue(epilogue_impl, act, alpha, post_gain, clamp)
 
     if kh == 1 and kw == 1 and up == 1 and pad == (0, 0):
         return _pointwise(x, w, styles, coefs, bias, noise, epilogue, inplace)
-    if _prefer_per_sample(x, w, inplace):
+    if _prefer_per_sample(x, w, inplace, kernel_epilogue=(epilogue_impl != 'fast')):
         return _per_sample(x, w, styles, coefs, bias, noise, up, pad, resample_filter, flip_weight, epilogue)
     return _shared(x, w, styles, coefs, bias, noise, up, pad, resample_filter, flip_weight, epilogue, inplace)
 

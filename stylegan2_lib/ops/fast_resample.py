@@ -11,14 +11,14 @@ The pass runs channels-last. Under autograd the gradient is another upfirdn2d th
 to any order. Up and down at once takes the reference path.
 """
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
+from .bias_act import bias_act
+from .common import autocast_off
 from .conv2d_resample import _conv2d, _conv2d_resample_ref, resample_padding, transposed_paddings
 from .fast_bias_act import needs_autograd
-from .registry import register_impl
+from .registry import register_impl, resolve, selected_impl
 from .upfirdn2d import _parse_padding, _parse_scaling, _upfirdn2d_ref, adjoint_config
 
 #----------------------------------------------------------------------------
@@ -63,9 +63,6 @@ def _fir_conv(x, g, up, down, pad, bias=None):
 # networks' shapes, NHWC is 2-10x faster than NCHW, and one 4x4 pass beats two 1-D passes (4x1, 1x4) by
 # 10-80%. `bias` (per channel) is added by the pass. No autograd inside.
 
-def _autocast_off(device):
-    return torch.autocast(device.type, enabled=False) if device.type in ('cpu', 'cuda') else contextlib.nullcontext()
-
 def _fir_pass(x, f, cfg, bias=None):
     upx, upy, downx, downy, px0, px1, py0, py1, flip, gain = cfg
     g = f * (gain ** (f.ndim / 2))                                # ref: the 1-D taps apply along both axes
@@ -75,7 +72,7 @@ def _fir_pass(x, f, cfg, bias=None):
     # convolution (50x slower than float32 on CPU): upsampling bfloat16 filters in float32.
     dtype = x.dtype
     compute = torch.float32 if (dtype == torch.bfloat16 and x.device.type == 'cpu' and max(upx, upy) > 1) else dtype
-    with _autocast_off(x.device):
+    with autocast_off(x.device):
         y = _fir_conv(_channels_last(x.to(compute)), g, (upy, upx), (downy, downx), (py0, py1, px0, px1),
                       bias=None if bias is None else bias.to(compute))
     return y.to(dtype)
@@ -125,6 +122,16 @@ def _upfirdn2d_fast(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
 
 register_impl('upfirdn2d', 'fast', _upfirdn2d_fast)
 
+# The FIR step of the fast convolutions, through the registry: the upfirdn2d selected for x's device (the CUDA
+# kernels on CUDA tensors) with the bias after it, or this module's pass with the bias folded in.
+
+def fir(x, f, bias=None, **kwargs):
+    impl = selected_impl('upfirdn2d', x.device)
+    if impl == 'fast':
+        return upfirdn2d_fast(x, f, bias=bias, **kwargs)
+    y = resolve('upfirdn2d', impl)(x, f, **kwargs)
+    return y if bias is None else bias_act(y, bias)
+
 #----------------------------------------------------------------------------
 # Upsampling convolution, no groups: transposed strided conv (zero insertion + conv in one), then the
 # FIR filter with gain up**2 (NVlabs conv2d_resample). `w` is [O, I, kh, kw] as stored, or already
@@ -137,7 +144,7 @@ def conv2d_up(x, w, f, up=2, padding=0, flip_weight=True, flip_filter=False, bia
     kh, kw = wt.shape[2:]
     conv_padding, fir_padding = transposed_paddings(resample_padding(f, up, 1, padding), kw, kh, up)
     x = _conv2d(x, wt, stride=up, padding=conv_padding, transpose=True, flip_weight=not flip_weight)
-    return upfirdn2d_fast(x, f, padding=fir_padding, gain=up ** 2, flip_filter=flip_filter, bias=bias)
+    return fir(x, f, padding=fir_padding, gain=up ** 2, flip_filter=flip_filter, bias=bias)
 
 #----------------------------------------------------------------------------
 # Fast conv2d_resample: the reference's decomposition, with the FIR steps on the fast upfirdn2d and the
@@ -157,11 +164,11 @@ def _conv2d_resample_fast(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_
     px0, px1, py0, py1 = resample_padding(f, up, down, padding)
     if down > 1 and kw == 1 and kh == 1:
         # 1x1 kernel: filter + subsample first, then the (cheap) 1x1 conv.
-        x = upfirdn2d_fast(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = fir(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
         return _conv2d(x, w, groups=groups, flip_weight=flip_weight)
     if down > 1:
         # FIR filter, then strided conv.
-        x = upfirdn2d_fast(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = fir(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
         return _conv2d(x, w, stride=down, groups=groups, flip_weight=flip_weight)
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         return _conv2d(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)

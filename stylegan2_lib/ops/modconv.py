@@ -12,6 +12,7 @@ activations by the styles before the shared convolution and by the demodulation 
 import numpy as np
 import torch
 
+from .common import scale_for
 from .conv2d_resample import conv2d_resample
 from .registry import register_impl, resolve
 
@@ -46,10 +47,10 @@ def _modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0
         w = w * dcoefs.reshape(N, -1, 1, 1, 1)                      # [NOIkk]
 
     if not fused_modconv:
-        x = x * styles.to(x.dtype).reshape(N, -1, 1, 1)
+        x = x * scale_for(styles, x).reshape(N, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
         if demodulate:
-            x = x * dcoefs.to(x.dtype).reshape(N, -1, 1, 1)
+            x = x * scale_for(dcoefs, x).reshape(N, -1, 1, 1)
         if noise is not None:
             x = x + noise.to(x.dtype)
         return x

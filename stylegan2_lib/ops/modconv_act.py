@@ -5,7 +5,9 @@ activation in place).
 
     y = clamp(act(modulated_conv2d(x, weight, styles, noise) + b, alpha) * gain, -clamp, clamp)
 
-The reference path is literally `bias_act(modulated_conv2d(...))`.
+The reference path is literally `bias_act(modulated_conv2d(...))`, the bias_act being the one selected for the
+device (the CUDA kernels on CUDA tensors), as the reference modulated_conv2d's resampling goes through the
+registry too; `use_impl('ref')` makes every part the reference.
 """
 
 from .bias_act import bias_act
@@ -21,7 +23,7 @@ def _modulated_conv2d_bias_act_ref(x, weight, styles, bias=None, noise=None, up=
     x = modulated_conv2d(x, weight, styles, noise=noise, up=up, down=down, padding=padding,
                          resample_filter=resample_filter, demodulate=demodulate, flip_weight=flip_weight,
                          fused_modconv=fused_modconv, impl='ref')
-    return bias_act(x, bias, act=act, alpha=alpha, gain=gain, clamp=clamp, impl='ref')
+    return bias_act(x, bias, act=act, alpha=alpha, gain=gain, clamp=clamp)
 
 register_impl('modulated_conv2d_bias_act', 'ref', _modulated_conv2d_bias_act_ref)
 
@@ -31,7 +33,7 @@ register_impl('modulated_conv2d_bias_act', 'ref', _modulated_conv2d_bias_act_ref
 def modulated_conv2d_bias_act(x, weight, styles, bias=None, noise=None, up=1, down=1, padding=0, resample_filter=None,
                               demodulate=True, flip_weight=True, fused_modconv=True, act='linear', alpha=None,
                               gain=None, clamp=None, impl=None):
-    return resolve('modulated_conv2d_bias_act', impl)(
+    return resolve('modulated_conv2d_bias_act', impl, x.device)(
         x, weight, styles, bias=bias, noise=noise, up=up, down=down, padding=padding,
         resample_filter=resample_filter, demodulate=demodulate, flip_weight=flip_weight,
         fused_modconv=fused_modconv, act=act, alpha=alpha, gain=gain, clamp=clamp)

@@ -124,7 +124,7 @@ def adjoint_config(cfg, in_hw, out_hw, fw, fh):
 # Public function.
 
 def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=None):
-    return resolve('upfirdn2d', impl)(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+    return resolve('upfirdn2d', impl, x.device)(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
 #----------------------------------------------------------------------------
 # Filter without resampling, keeping the size ("same" padding).
