@@ -273,9 +273,14 @@ def add_train_parser(sub):
     a('--workers', type=int, help='data loader processes (default: 2)')
     a('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
     a('--precision', choices=['fp16', 'bf16', 'fp32'],
-      help="arithmetic: fp16 = on CUDA the network's float16 blocks and conv_clamp as loaded, on the CPU float32 (default); "
+      help="arithmetic: fp16 = on CUDA the network's float16 blocks and conv_clamp as loaded, or NVlabs's training "
+           'setting (4 blocks, conv_clamp 256) for a network with none; on the CPU float32 (default); '
            'bf16 = bfloat16 autocast (CUDA: Ampere or newer; CPU: AVX512-BF16 or AMX, about 2x faster there); '
-           'fp32 = float32 everywhere, TF32 off')
+           'fp32 = float32 everywhere. The run prints which blocks run in which dtype')
+    a('--num-fp16-res', type=int, metavar='N', help='with --precision fp16 on CUDA: run the N highest-resolution blocks '
+                                                    "in float16 (default: the network's, or 4 if it has none)")
+    a('--tf32', action='store_true', default=None, help='TF32 tensor cores for float32 matmuls and convolutions on CUDA '
+                                                        '(faster, 10-bit mantissa; default off, as NVlabs)')
     a('--resolution', type=int, help='from scratch only: image size')
     a('--z-dim', type=int, help='from scratch only (default 512)')
     a('--w-dim', type=int, help='from scratch only (default 512)')

@@ -236,8 +236,11 @@ def test_speed_options_on_the_cpu(monkeypatch):
     before = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
     with speed.cuda_flags('fp16', cpu):
         assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark) == before
+    G = sg.Generator(z_dim=8, w_dim=8, mapping_layers=1, img_resolution=16, channel_base=64, channel_max=8, num_fp16_res=2)
     for precision in ('fp16', 'fp32'):                   # float32: no float16 blocks on the CPU
-        assert speed.loss_precision(precision, cpu) == {'force_fp32': False, 'autocast_dtype': None}
+        assert set(speed.block_dtypes(precision, cpu, G).values()) == {'float32'}
+        assert speed.fp16_setting(precision, cpu, G.cfg) == (2, None, False)
+    assert speed.loss_precision('fp16', cpu) == {'force_fp32': False, 'autocast_dtype': None}
     assert speed.loss_precision('bf16', cpu) == {'force_fp32': True, 'autocast_dtype': torch.bfloat16}
     with pytest.raises(ValueError, match='precision must be'):
         TrainOptions(data='x', outdir='y', precision='fp8')

@@ -120,18 +120,32 @@ def broadcast_modules(ranks, *modules):
                 dist.broadcast(t.data, src=0)
 
 @torch.no_grad()
-def average_(ranks, params, shared=()):
-    """Average the gradients of `params` and the tensors `shared` over the ranks, in place: one all_reduce of
-    one flat float32 vector (a missing gradient counts as zeros, so every rank sends the same layout)."""
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+def finish_gradients_(ranks, params, shared=()):
+    """Before the optimiser step, in place: with several ranks, average the gradients of `params` and the tensors
+    `shared` over the ranks (one all_reduce of one flat float32 vector; a missing gradient counts as zeros, so
+    every rank sends the same layout); then replace non-finite gradient entries, NaN by 0 and +-inf by +-1e5, as
+    NVlabs does: one inf from a float16 backward would otherwise turn Adam's moments into NaN for good.
+    Returns a 0-dim tensor, 1 where some entry was non-finite (no host-device sync)."""
+    if ranks.enabled:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    else:
+        grads = [p.grad for p in params if p.grad is not None]
     tensors = grads + list(shared)
+    if not tensors:
+        return torch.zeros([])
     flat = torch.cat([t.reshape(-1).to(torch.float32) for t in tensors])
-    dist.all_reduce(flat)
-    flat /= ranks.world_size
+    if ranks.enabled:
+        dist.all_reduce(flat)
+        flat /= ranks.world_size
+    n = sum(g.numel() for g in grads)
+    bad = flat[:n].isfinite().logical_not().any().to(torch.float32)
+    flat[:n].nan_to_num_(nan=0.0, posinf=1e5, neginf=-1e5)
     for t, part in zip(tensors, flat.split([t.numel() for t in tensors])):
         t.copy_(part.reshape(t.shape))
-    for p, g in zip(params, grads):
-        p.grad = g
+    if ranks.enabled:
+        for p, g in zip(params, grads):
+            p.grad = g
+    return bad
 
 def sum_values(ranks, values):
     """{name: device scalar} summed over the ranks (one collective; every rank has the same names)."""

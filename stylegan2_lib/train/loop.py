@@ -98,23 +98,25 @@ class Stepper:
             p.requires_grad_(False)
 
     def _phase(self, net, opt, compute, gain, shared=list):
-        """Gradient step of `opt` on mean(loss) * gain; returns the statistic `compute` reports."""
+        """Gradient step of `opt` on mean(loss) * gain; returns the statistic `compute` reports, and 1 where a
+        non-finite gradient entry had to be replaced (0 otherwise)."""
         for p in self.params[net]:
             p.requires_grad_(True)
         opt.zero_grad(set_to_none=True)
         value, stat = compute()
         value.mean().mul(gain).backward()
-        if self.ranks.enabled:
-            distributed.average_(self.ranks, self.params[net], shared())
+        bad = distributed.finish_gradients_(self.ranks, self.params[net], shared() if self.ranks.enabled else ())
         opt.step()
         for p in self.params[net]:
             p.requires_grad_(False)
+        self.nonfinite = self.nonfinite + bad.to(self.nonfinite.device)
         return stat.detach()
 
     def __call__(self, real, batch_idx):
         n, dev, o, loss = real.shape[0], real.device, self.opts, self.loss
         z = lambda: torch.randn([n, self.z_dim], device=dev)
         out = {}
+        self.nonfinite = torch.zeros([], device=dev)
         if self.opt_G is not None:
             out['loss_G'] = self._phase('G', self.opt_G, lambda: _with_sum(loss.G_main(z(), None)), 1, lambda: self.tracked)
             if o.pl_weight > 0 and batch_idx % o.g_reg_interval == 0:
@@ -123,7 +125,7 @@ class Stepper:
             out['loss_D'] = self._phase('D', self.opt_D, lambda: self._d_main(real, z()), 1)
             if loss.r1_gamma > 0 and batch_idx % o.d_reg_interval == 0:
                 out['r1'] = self._phase('D', self.opt_D, lambda: loss.D_r1(real, None), o.d_reg_interval)
-        return {k: v.sum() for k, v in out.items()}
+        return {**{k: v.sum() for k, v in out.items()}, 'nonfinite_grads': self.nonfinite}
 
     def _d_main(self, real, z):
         value, real_logits = self.loss.D_main(real, None, z, None)
@@ -133,6 +135,11 @@ class Stepper:
 
 def _with_sum(value):
     return value, value
+
+# How each statistic is reported per tick: the losses per image, the penalties per step, and in total the
+# number of optimiser steps whose gradients held a non-finite entry (replaced; see finish_gradients_).
+PER_IMAGE = ('loss_G', 'loss_D')
+TOTALS = ('nonfinite_grads',)
 
 #----------------------------------------------------------------------------
 # Snapshots and resume. The RNG state (and ADA's partial sums) differ between ranks: rank 0 stores every
@@ -217,7 +224,7 @@ def _resolve(opts):
     run_dir = Path(opts.resume)
     stored = TrainOptions.from_dict(run_state.read_json(run_dir / run_state.OPTIONS_FILE))
     return dataclasses.replace(stored, kimg=opts.kimg, device=opts.device, workers=opts.workers, precision=opts.precision,
-                               resume=stored.resume), run_dir
+                               tf32=opts.tf32, resume=stored.resume), run_dir
 
 def _new_run_dir(opts, ranks):
     """Rank 0 creates the run directory and writes the options; every rank gets its path."""
@@ -232,7 +239,8 @@ def _finite_or_stop(sums, counters, last_snapshot):
     if bad:
         where = f'the last good snapshot is {last_snapshot}' if last_snapshot else 'no snapshot was written yet'
         raise TrainingError(f'non-finite {", ".join(bad)} at kimg {counters["nimg"] / 1000:.3f}: training stopped; {where} '
-                            '(lower the learning rate or gamma, or check the data)')
+                            '(lower the learning rate or gamma, or check the data; with --precision fp16 (the default on '
+                            'CUDA), float16 may have overflowed: resume with --precision fp32, or bf16 on Ampere or newer)')
 
 def train(opts: TrainOptions, callback: Optional[Callable[[TickInfo], None]] = None):
     """Run (or continue) a training run; returns the run directory. `opts.resume` may be a run directory.
@@ -245,7 +253,7 @@ def train(opts: TrainOptions, callback: Optional[Callable[[TickInfo], None]] = N
     distributed.local_batch(opts.batch, ranks)                # the global batch must split evenly over the ranks
     device = _device(opts, ranks)
     speed.check_precision(opts.precision, device)
-    with distributed.session(ranks, device), speed.cuda_flags(opts.precision, device):
+    with distributed.session(ranks, device), speed.cuda_flags(opts.precision, device, opts.tf32):
         return _Run(opts, run_dir, ranks, device).run(callback)
 
 #----------------------------------------------------------------------------
@@ -264,14 +272,28 @@ class _Run:
             torch.manual_seed(opts.seed)                      # --seed also fixes from-scratch initial weights
             G, D, G_ema, _ = build_networks(opts)
             st = {'nimg': 0, 'batch_idx': 0, 'epoch': 0}
+        G, D, G_ema = self._precision(G, D, G_ema)
         # Bad data: stop before anything is written.
         self.dataset = ImageDataset(opts.data, G.img_resolution, xflip=opts.mirror, progress=ranks.is_main)
-        self.run_dir = run_dir if self.resuming else _new_run_dir(opts, ranks)
+        self.run_dir = run_dir if self.resuming else _new_run_dir(self.opts, ranks)
         torch.manual_seed(distributed.rank_seed(opts.seed, ranks))
         self._setup(G, D, G_ema, st)
         self.counters = {k: int(st[k]) for k in ('nimg', 'batch_idx', 'epoch')}
         self.last_snapshot = st.get('snapshot')
         distributed.write_debug_digest(ranks, 'start', self.counters['nimg'], self.G, self.D, self.G_ema)
+
+    def _precision(self, G, D, G_ema):
+        """The networks with the fp16 blocks this run uses (speed.fp16_setting), the number written to the run's
+        options, and one line saying which blocks run in which dtype."""
+        opts, device = self.opts, self.device
+        n, clamp, changed = speed.fp16_setting(opts.precision, device, G.cfg, opts.num_fp16_res)
+        G, D, G_ema = (speed.with_fp16_setting(net, n, clamp) for net in (G, D, G_ema))
+        if opts.precision == 'fp16':
+            self.opts = dataclasses.replace(opts, num_fp16_res=n)
+        self.precision_summary = speed.describe(opts.precision, device, G, D, opts.tf32, changed)
+        if self.ranks.is_main:
+            tqdm.write(self.precision_summary)
+        return G, D, G_ema
 
     def _setup(self, G, D, G_ema, st):
         opts, device, ranks = self.opts, self.device, self.ranks
@@ -340,7 +362,7 @@ class _Run:
             self.ada.update()
         for k, v in stats.items():
             self.sums[k] = self.sums.get(k, 0) + v
-            self.counts[k] = self.counts.get(k, 0) + (opts.batch if k.startswith('loss') else 1)
+            self.counts[k] = self.counts.get(k, 0) + (opts.batch if k in PER_IMAGE else 1)
 
     def _tick(self):
         """Metrics line (rank 0) of the statistics summed over the ranks: one sync for the whole tick."""
@@ -349,7 +371,7 @@ class _Run:
         _finite_or_stop(values, counters, self.last_snapshot)
         elapsed = time.time() - self.tick_start
         record = {'nimg': counters['nimg'], 'kimg': counters['nimg'] / 1000, 'epoch': counters['epoch'],
-                  **{k: values[k] / max(self.counts[k], 1) for k in values},
+                  **{k: values[k] if k in TOTALS else values[k] / max(self.counts[k], 1) for k in values},
                   'p': float(self.pipe.p) if self.pipe is not None else 0.0, 'r_t': self.ada.last_rt if self.ada is not None else None,
                   'sec_per_kimg': elapsed / max((counters['nimg'] - self.tick_nimg) / 1000, 1e-9),
                   'gpu_mem_gb': torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else None}

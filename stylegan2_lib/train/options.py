@@ -23,6 +23,8 @@ class TrainOptions:
     workers:         int = 2                    # DataLoader processes (0 = load in the main process)
     device:          Optional[str] = None       # 'cpu' or 'cuda'; None = cuda when available
     precision:       str = 'fp16'               # 'fp16' (CUDA: the network's fp16 blocks), 'bf16' (autocast), 'fp32'
+    num_fp16_res:    Optional[int] = None       # fp16 on CUDA: float16 blocks; None = the network's, or NVlabs's 4 if none
+    tf32:            bool = False               # TF32 for float32 matmuls and convolutions on CUDA (NVlabs: off)
     sample_seeds:    int = 16                   # grid of fixed seeds rendered at every snapshot
     # Losses and regularisation (StyleGAN2 / stylegan2-ada-pytorch defaults).
     gamma:           Optional[float] = None     # R1 weight; None = 0.0002 * resolution^2 / batch (NVlabs 'auto')
