@@ -130,16 +130,16 @@ def blended_state(low: Generator, high: Generator, y, mapping='low'):
         raise ValueError(f"mapping must be 'low' or 'high', got {mapping!r}")
     low_state, high_state = low.state_dict(keep_vars=True), high.state_dict(keep_vars=True)
     out = {}
-    for name, t in low_state.items():
+    for name, t in low_state.items():                      # the blend lives on low's device (high's tensors move)
         layer = layer_of(name)
         if layer is None:                                  # mapping network and w_avg: whole from one model
-            out[name] = (high_state if mapping == 'high' else low_state)[name].detach()
+            out[name] = (high_state if mapping == 'high' else low_state)[name].detach().to(t.device)
             continue
         res, part = layer
         if part == 'resample_filter':                      # the block's own FIR filter goes with its first layer
             part = 'const' if res == 4 else 'conv0'
         w = y[f'b{res}.{part}']
-        a, b = t.detach(), high_state[name].detach()
+        a, b = t.detach(), high_state[name].detach().to(t.device)
         out[name] = a if w == 0.0 else b if w == 1.0 else torch.lerp(a, b.to(a.dtype), w)   # (1 - y) * low + y * high
     return out
 

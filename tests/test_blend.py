@@ -1,13 +1,14 @@
 """Layer-swapping blends (Pinkney & Adler 2020): which tensors come from which model, the smooth-blend
 formula, exactness at the ends, and clear errors for blends that cannot work."""
 
+import copy
 import math
 
 import pytest
 import torch
 
 import stylegan2_lib as sg
-from stylegan2_lib.blend import blend, layer_names, swap_weights
+from stylegan2_lib.blend import blend, blended_state, layer_names, swap_weights
 
 
 @pytest.fixture(scope='module')
@@ -142,3 +143,13 @@ def test_settings_carry_over(pair):
     out = blend(low, high, 16)
     assert out.cfg.conv_clamp == 256 and out.cfg.num_fp16_res == 2
     assert out.synthesis.b32.use_fp16 and not out.synthesis.b8.use_fp16
+
+
+def test_generators_on_two_devices_blend_on_the_low_ones(pair):
+    # A smooth blend of a CPU generator into one on another device used to fail in lerp (device mismatch). The
+    # meta device stands in for CUDA: the blend's tensors all land on low's device, for hard and smooth blends.
+    low, high = pair
+    low_meta = copy.deepcopy(low).to('meta')
+    for kw in ({'resolution': 8}, {'resolution': 8, 'width': 1.0}):
+        state = blended_state(low_meta, high, swap_weights(low_meta, **kw), mapping='high')
+        assert {t.device.type for t in state.values()} == {'meta'}
