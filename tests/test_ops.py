@@ -216,3 +216,13 @@ def test_impl_registry_dispatch_and_errors():
         ops.bias_act(x, impl='no-such-impl')
     with pytest.raises(ValueError, match='unknown impl'):
         ops.set_default_impl('upfirdn2d', 'no-such-impl')
+
+
+def test_filters_made_on_the_cpu_work_on_another_device():
+    # setup_filter() builds on the CPU; the CUDA kernels moved it to the input's device, the PyTorch paths failed
+    # (seen on an H200). The meta device stands in for CUDA.
+    x = torch.empty(2, 3, 8, 8, device='meta')
+    f = ops.setup_filter([1, 3, 3, 1])
+    for impl in ('ref', 'fast'):
+        assert ops.upsample2d(x, f, impl=impl).shape == (2, 3, 16, 16)
+        assert ops.downsample2d(x, f, impl=impl).device.type == 'meta'

@@ -10,25 +10,26 @@ GPU section shows it) and a summary; exit status 1 if a check failed. Random pap
 16384, channel_max 512, 8 mapping layers, num_fp16_res 4, conv_clamp 256: NVlabs's transfer-learning config),
 seeded; nothing is downloaded.
 
-Checks, in order (each skipped once --budget seconds are spent):
+Checks, in order, cheap ones first (each skipped once --budget seconds are spent):
   env              torch / CUDA / GPU / bf16 / ninja / nvcc / why the kernels cannot build (if so)
   kernels_build    the JIT build of ops/cuda (first, so no timing below includes it)
   kernels_correct  impl='cuda' against 'ref': float32 / float16 / bfloat16, forward and backward, channels-last;
                    float64 gradcheck and gradgradcheck (R1's double backward)
   kernels_reach    kernel calls in one G and one D pass with the default ops (every activation and FIR)
   forward          float32 (TF32 off) default ops vs the reference ops and vs the CPU; fp16 blocks vs float32
-  generator_speed  images/s at --batch: float32 and fp16 blocks, on the reference ops, the PyTorch fast ops and
-                   the default (kernels on CUDA)
-  phases           the four training phases (Gmain, Greg, Dmain, Dreg) in fp16 blocks and bf16 autocast vs
-                   float32: finite, gradients agree (cosine)
-  train_step       one full step (four phases + Adam) at batch 8 and 16 in fp16 / bf16 / fp32: time, peak memory
-  sync_free_step   two steps under torch.cuda.set_sync_debug_mode('error'): no host-device sync
-  train_fp16/_bf16/_fp32   sg.train() for a few ticks from a saved network: s/kimg, peak GiB, non-finite
-                   gradient steps (from the run's metrics), finite losses
   tf32_flags       TF32 off unless asked, cudnn.allow_tf32 readable during a run, every flag restored
   bf16_gate        --precision bf16 refused exactly where the GPU has no native bfloat16
+  sync_free_step   two steps under torch.cuda.set_sync_debug_mode('error'): no host-device sync
+  generator_speed  images/s at --batch: float32 and fp16 blocks, on the reference ops, the PyTorch fast ops and
+                   the default (kernels on CUDA)
   projection       project() steps/s on the device; stylize() projects on the device by default
   explorer         blend explorer latency: first view, a new swap point, a seed added, 'compare'
+  train_fp16/_bf16/_fp32   sg.train() for a few ticks from a saved network: s/kimg, peak GiB, non-finite
+                   gradient steps (from the run's metrics), finite losses
+  train_step       one full step (four phases + Adam) at batch 8 and 16 in fp16 (kernels and PyTorch ops) /
+                   bf16 / fp32: time, peak memory
+  phases           the four training phases (Gmain, Greg, Dmain, Dreg) in fp16 blocks and bf16 autocast vs
+                   float32: finite, gradients agree (cosine)
 """
 
 import argparse
@@ -597,11 +598,12 @@ def explorer(c):
 
 #----------------------------------------------------------------------------
 
+# Cheap checks first: on an H200 the whole list took about 4 minutes, `phases` and `train_step` most of it.
 CHECKS = [('env', env), ('kernels_build', kernels_build), ('kernels_correct', kernels_correct), ('kernels_reach', kernels_reach),
-          ('forward', forward), ('generator_speed', generator_speed), ('phases', phases), ('train_step', train_step),
-          ('sync_free_step', sync_free_step), ('train_fp16', train_with('fp16')), ('train_bf16', train_with('bf16')),
-          ('train_fp32', train_with('fp32')), ('tf32_flags', tf32_flags), ('bf16_gate', bf16_gate),
-          ('projection', projection), ('explorer', explorer)]
+          ('forward', forward), ('tf32_flags', tf32_flags), ('bf16_gate', bf16_gate), ('sync_free_step', sync_free_step),
+          ('generator_speed', generator_speed), ('projection', projection), ('explorer', explorer),
+          ('train_fp16', train_with('fp16')), ('train_bf16', train_with('bf16')), ('train_fp32', train_with('fp32')),
+          ('train_step', train_step), ('phases', phases)]
 
 
 def parse_args(argv=None):

@@ -46,7 +46,7 @@ def _fir_conv(x, g, up, down, pad, bias=None):
     (upy, upx), (downy, downx), (py0, py1, px0, px1) = up, down, pad
     C = x.shape[1]
     kh, kw = g.shape
-    w = g.to(x.dtype).reshape(1, 1, kh, kw).expand(C, 1, kh, kw)
+    w = g.to(x.device, x.dtype).reshape(1, 1, kh, kw).expand(C, 1, kh, kw)
     if upy > 1 or upx > 1:
         assert downy == downx == 1
         ly, hy, lx, hx = kh - 1 - py0, kh - upy - py1, kw - 1 - px0, kw - upx - px1

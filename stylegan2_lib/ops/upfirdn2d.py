@@ -86,7 +86,7 @@ def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
 
     # conv2d computes correlation; flip to get convolution unless asked not to.
     f = f * (gain ** (f.ndim / 2))
-    f = f.to(x.dtype)
+    f = f.to(x.device, x.dtype)                     # a filter made by setup_filter() on the CPU works on any device
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f[np.newaxis, np.newaxis].repeat([C, 1] + [1] * f.ndim)

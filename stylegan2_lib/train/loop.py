@@ -234,6 +234,14 @@ def _new_run_dir(opts, ranks):
         run_state.write_json(run_dir / run_state.OPTIONS_FILE, opts.to_dict())
     return Path(distributed.broadcast_object(ranks, str(run_dir) if run_dir is not None else None))
 
+def _peak_gib_since_last_tick(device):
+    """Peak GPU memory of this tick (as NVlabs: the peak counter restarts every tick, not at process start)."""
+    if device.type != 'cuda':
+        return None
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    torch.cuda.reset_peak_memory_stats(device)
+    return peak
+
 def _finite_or_stop(sums, counters, last_snapshot):
     bad = [k for k, v in sums.items() if not np.isfinite(v)]
     if bad:
@@ -324,6 +332,7 @@ class _Run:
         snap_epoch = counters['epoch']
         self.sums, self.counts = {}, {}
         self.tick_start, self.tick_nimg = time.time(), counters['nimg']
+        _peak_gib_since_last_tick(self.device)                  # the first tick's peak: this run's alone
         bar = tqdm(total=opts.kimg, initial=counters['nimg'] / 1000, unit='kimg', desc=f'train {self.run_dir.name}',
                    disable=not self.ranks.is_main, bar_format='{l_bar}{bar}| {n:.3f}/{total_fmt} kimg [{elapsed}<{remaining}{postfix}]')
         data = batches(self.dataset, opts, counters['nimg'], self.device, self.ranks)
@@ -374,7 +383,7 @@ class _Run:
                   **{k: values[k] if k in TOTALS else values[k] / max(self.counts[k], 1) for k in values},
                   'p': float(self.pipe.p) if self.pipe is not None else 0.0, 'r_t': self.ada.last_rt if self.ada is not None else None,
                   'sec_per_kimg': elapsed / max((counters['nimg'] - self.tick_nimg) / 1000, 1e-9),
-                  'gpu_mem_gb': torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else None}
+                  'gpu_mem_gb': _peak_gib_since_last_tick(device)}
         if self.ranks.is_main:
             run_state.append_metrics(self.run_dir, record)
         self.sums, self.counts = {}, {}
