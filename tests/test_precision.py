@@ -2,6 +2,9 @@
 autocast (the styles, the demodulation coefficients, D's epilogue: NVlabs keeps its modulation arithmetic and
 its epilogue in float32 around the float16 blocks)."""
 
+import contextlib
+
+import numpy as np
 import pytest
 import torch
 
@@ -102,3 +105,34 @@ def test_discriminator_epilogue_stays_float32_under_bf16_autocast():
     with torch.no_grad():
         expected = D.b4(features['x'].float())                        # the epilogue on the same features, no autocast
     torch.testing.assert_close(logits.detach(), expected, rtol=1e-6, atol=1e-6)
+
+#----------------------------------------------------------------------------
+# The photo and explorer paths render in float32 (force_fp32) whatever the blocks could do: the emulation
+# must not change them by a bit. Sampling (generate, the training grids) does use the fp16 blocks.
+
+def test_projection_and_explorer_stay_float32_under_the_emulation():
+    from stylegan2_lib.blend_views import BlendViews, ViewState
+    from stylegan2_lib.project import project
+    G, D = nets(num_fp16_res=2)
+    G1, _ = nets(num_fp16_res=2, seed=1)
+    target = (np.random.RandomState(0).rand(32, 32, 3) * 255).astype(np.uint8)
+    state = ViewState(snapshot=0, resolution=8, seeds=(0, 1), truncation_psi=0.7, width=0.5)
+    results = []
+    for emulate in (False, True):
+        with layers.emulate_half_blocks(torch.float16) if emulate else contextlib.nullcontext():
+            p = project(G, target, steps=4, loss='discriminator', D=D, progress=False)
+            cols = BlendViews(G, {'tuned': G1}, device='cpu').columns(state)
+        results.append((p, cols))
+    (p32, c32), (p16, c16) = results
+    assert p16.loss == p32.loss and torch.equal(p16.ws, p32.ws)
+    assert all(np.array_equal(c16[k], c32[k]) for k in ('low', 'blend', 'high'))
+
+
+def test_sampling_uses_the_emulated_half_blocks():
+    from stylegan2_lib.images import generate_images
+    G, _ = nets(num_fp16_res=2)
+    full = generate_images(G, [0, 1, 2], truncation_psi=0.7, progress=False)
+    with layers.emulate_half_blocks(torch.float16):
+        half = generate_images(G, [0, 1, 2], truncation_psi=0.7, progress=False)
+    assert torch.isfinite(half).all() and not torch.equal(half, full)
+    assert (half - full).abs().max() < 0.02
