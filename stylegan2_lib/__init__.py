@@ -18,6 +18,7 @@ from .data import ImageDataset, prepare_dataset
 from .train import TrainOptions, train
 from .align import align_face
 from .project import project, save_projected_w
+from .devices import default_device, describe_device
 from .images import to_uint8, save_image, make_grid, save_grid, parse_seeds, generate_images
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     'load', 'save', 'export', 'blend', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError',
     'to_uint8', 'save_image', 'make_grid', 'save_grid', 'parse_seeds', 'generate_images',
     'ImageDataset', 'prepare_dataset', 'TrainOptions', 'train', 'align_face', 'project', 'save_projected_w',
+    'default_device', 'describe_device',
 ]

@@ -19,7 +19,8 @@ from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
 from .blend import blend, blend_preview, check_same_architecture, swap_weights
 from .checkpoints import EXTENSIONS, FORMATS, CheckpointError, ExportError, export, load
 from .data import prepare_dataset
-from .cli_photo import PhotoError, add_parsers as add_photo_parsers
+from .cli_photo import PhotoError, add_device_option, add_parsers as add_photo_parsers
+from .devices import DeviceUnavailable, default_device
 from .summary import describe, format_summary
 
 
@@ -54,8 +55,6 @@ def cmd_generate(args):
         raise UsageError(f'--seeds: {e}') from None
     if args.batch_size < 1:
         raise UsageError(f'--batch-size {args.batch_size}: give 1 or more')
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        raise UsageError('--device cuda: CUDA is not available here; use --device cpu')
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
         raise UsageError(f'{args.outdir}: --outdir exists and is not a directory')
     ck = load(args.network, device=args.device)
@@ -129,8 +128,6 @@ def cmd_blend(args):
         check_writable(args.preview, '--preview')
         if not args.preview.lower().endswith('.png'):
             raise UsageError(f'{args.preview}: --preview is written as PNG; give a .png file name')
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        raise UsageError('--device cuda: CUDA is not available here; use --device cpu')
 
     # Then the networks: both load, one architecture, a block resolution.
     low = load_generator(args.low, '--low', args.device)
@@ -180,8 +177,6 @@ def cmd_demo(args):
         raise UsageError(f'{args.outdir}: --outdir exists and is not a directory')
     out, preview = os.path.join(args.outdir, 'demo-blend.pkl'), os.path.join(args.outdir, 'demo-preview.png')
     check_writable(out, 'the blend')
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        raise UsageError('--device cuda: CUDA is not available here; use --device cpu')
     base = load_generator(DEMO_BASE, 'the bundled demo base', args.device)
     toon = load_generator(DEMO_TOON, 'the bundled demo toon', args.device)
     try:
@@ -310,7 +305,7 @@ def build_parser():
     p.add_argument('--noise-mode', choices=['const', 'random', 'none'], default='const', help='default: const')
     p.add_argument('--class', dest='class_idx', type=int, metavar='IDX', help='class index, for conditional networks')
     p.add_argument('--outdir', required=True, metavar='DIR', help='where to write the PNGs (created if needed)')
-    p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda when available, else cpu')
+    add_device_option(p)
     p.add_argument('--batch-size', type=int, default=8, metavar='N', help='images per forward pass (default: 8)')
     p.set_defaults(func=cmd_generate)
 
@@ -332,7 +327,7 @@ def build_parser():
     p.add_argument('--preview', default=None, metavar='PNG', help='also write a preview grid here')
     p.add_argument('--seeds', default='0-5', help="preview rows, e.g. '0-5' or '1,5,10-12' (default: 0-5)")
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
-    p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda when available, else cpu')
+    add_device_option(p)
     p.set_defaults(func=cmd_blend)
 
     p = sub.add_parser('demo', help='blend the bundled demo pair: preview grid and blended checkpoint',
@@ -345,7 +340,7 @@ def build_parser():
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
     p.add_argument('--resolution', type=int, default=DEMO_SWAP, metavar='RES',
                    help=f'swap resolution of demo-blend.pkl (default: {DEMO_SWAP})')
-    p.add_argument('--device', choices=['cpu', 'cuda'], default=None, help='default: cuda when available, else cpu')
+    add_device_option(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser('convert', help='write a checkpoint in another format',
@@ -369,11 +364,19 @@ def build_parser():
     add_photo_parsers(sub)
     return parser
 
+def resolve_device(args):
+    """--device auto|cpu|cuda -> 'cuda' or 'cpu', checked once for every command (train resolves its own)."""
+    if args.command == 'train' or not hasattr(args, 'device'):
+        return
+    try:
+        args.device = str(default_device(args.device))
+    except DeviceUnavailable as e:
+        raise UsageError(f'--device {args.device}: CUDA is not available here ({e.reason}); use --device cpu') from None
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if getattr(args, 'device', 'cpu') is None and args.command != 'train':
-        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     try:
+        resolve_device(args)
         return args.func(args)
     except (CheckpointError, ExportError, UsageError, PhotoError) as e:
         message = str(e)

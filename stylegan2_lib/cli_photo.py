@@ -23,8 +23,8 @@ def read_photo(path):
     except OSError as e:
         raise PhotoError(str(e)) from None
 
-def _generator(path, what):
-    G = load(path).generator
+def _generator(path, what, device):
+    G = load(path, device=device).generator
     if G is None:
         raise PhotoError(f'{path}: {what} holds no generator')
     return G
@@ -50,15 +50,17 @@ def cmd_stylize(args):
     if (args.styled is None) == (args.blended is None):
         raise PhotoError('give --styled STYLED (blended here) or --blended X (a ready blend), not both')
     photo = read_photo(args.photo)
-    base_ck = load(args.base)
+    base_ck = load(args.base, device=args.device)          # loaded where the work runs: no copies later
     base = base_ck.generator
     if base is None:
         raise PhotoError(f'{args.base}: --base holds no generator')
-    styled = _generator(args.styled, '--styled') if args.styled else None
-    blended = _generator(args.blended, '--blended') if args.blended else None
+    styled = _generator(args.styled, '--styled', args.device) if args.styled else None
+    blended = _generator(args.blended, '--blended', args.device) if args.blended else None
+    print(f'stylize: {args.steps} projection steps on {args.device}', flush=True)
     try:
         r = stylize(photo, base, styled=styled, blended=blended, resolution=args.resolution, width=args.width,
-                    align=not args.no_align, steps=args.steps, loss=args.loss, D=base_ck.D, w_plus=args.w_plus)
+                    align=not args.no_align, steps=args.steps, loss=args.loss, D=base_ck.D, w_plus=args.w_plus,
+                    device=args.device)
     except NoFaceFound:
         raise PhotoError(f'{args.photo}: no face found (use --no-align to centre-crop instead); nothing written') from None
     except AlignmentUnavailable as e:
@@ -70,10 +72,15 @@ def cmd_stylize(args):
     save_projected_w(out / 'projected_w.npz', r.projection.ws)
     print(f'wrote aligned.png, projected.png, stylized.png ({next(iter(r.stylized))}), strip.png '
           f'({" | ".join(["photo", "projected", *r.stylized])}) and projected_w.npz to {out} '
-          f'(projection: {args.steps} steps, {r.projection.method} distance)')
+          f'(projection: {args.steps} steps, {r.projection.method} distance, on {r.device})')
     return 0
 
 #----------------------------------------------------------------------------
+
+def add_device_option(parser):
+    """--device auto|cpu|cuda, for every command that runs networks (cli.resolve_device reads it)."""
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
+                        help='where the networks run (default: auto = cuda when available, else cpu)')
 
 def add_parsers(sub):
     p = sub.add_parser('align', help='FFHQ-align every face of a photo or a folder of photos',
@@ -103,4 +110,5 @@ def add_parsers(sub):
                    help='projection distance (default: vgg when its weights are cached, else the discriminator)')
     p.add_argument('--w-plus', action='store_true', help='one w per layer (closer fit, less editable)')
     p.add_argument('--no-align', action='store_true', help='centre-crop instead of face alignment')
+    add_device_option(p)
     p.set_defaults(func=cmd_stylize)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from . import devices
+
 #----------------------------------------------------------------------------
 # Where we run.
 
@@ -33,7 +35,8 @@ def runtime_report():
     return ' '.join(lines)
 
 def default_device():
-    return 'cuda' if torch.cuda.is_available() else 'cpu'
+    """'cuda' when PyTorch sees a GPU, else 'cpu' (devices.default_device as a string)."""
+    return str(devices.default_device())
 
 #----------------------------------------------------------------------------
 # Files in and out.

@@ -112,7 +112,7 @@ def project(G, target, steps=1000, w_plus=False, loss='auto', D=None, noise_reg=
              for l in G.synthesis.noise_layers()]
     opt = torch.optim.Adam([w_opt] + noise, betas=(0.9, 0.999), lr=initial_lr)
     history = []
-    bar = tqdm(range(steps), desc=f'project ({method})', disable=not progress)
+    bar = tqdm(range(steps), desc=f'project ({method}, {device.type})', disable=not progress)
     for step in bar:
         t = step / steps
         for group in opt.param_groups:

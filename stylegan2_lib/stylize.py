@@ -3,6 +3,10 @@ latent with the blended generator(s).
 
     result = stylize(photo, base, styled=toon, resolution=16)          # or blended=G, or resolutions=None
     result.aligned, result.projected, result.stylized[16], result.strip  # PIL images
+    result.device                                                       # where it ran: 'cuda:0 (Tesla T4, 15 GiB)'
+
+The work runs on `device` (default: the GPU when there is one); networks elsewhere are copied there once
+per call, and what comes back (images, the projection's tensors) is on the CPU.
 """
 
 import dataclasses
@@ -13,6 +17,7 @@ from PIL import Image
 from . import images
 from .align import align_face, centre_crop
 from .blend import blend, check_same_architecture
+from .devices import default_device, describe_device, on_device
 from .project import Projection, project
 
 
@@ -22,22 +27,26 @@ class Stylized:
     projected:  Image.Image                 # base generator's rendering of the projection
     stylized:   dict                        # {label: PIL image}: one per blend (swap resolution or 'blended')
     strip:      Image.Image                 # aligned | projected | stylized..., labelled
-    projection: Projection
+    projection: Projection                  # ws and noise on the CPU
+    device:     str = 'cpu'                 # where the projection and renders ran, e.g. 'cuda:0 (Tesla T4, 15 GiB)'
 
 def _render(G, projection):
     with torch.no_grad():
-        img = G.synthesis(projection.ws.to(next(G.parameters()).device), noise=projection.noise, force_fp32=True)
+        img = G.synthesis(projection.ws, noise=projection.noise, force_fp32=True)
     return Image.fromarray(images.to_uint8(img)[0])
 
 def stylize(photo, base, styled=None, blended=None, resolution=None, width=None, mapping='low', align=True,
-            steps=300, loss='auto', D=None, w_plus=False, progress=True, callback=None):
+            steps=300, loss='auto', D=None, w_plus=False, progress=True, callback=None, device=None):
     """`blended` renders directly; otherwise `styled` is blended with `base` at `resolution` (or, with
-    resolution=None, at every block resolution below the image size, for a strip)."""
+    resolution=None, at every block resolution below the image size, for a strip). `device`: None or 'auto'
+    (CUDA when available, else the CPU), 'cpu', 'cuda', ... (devices.default_device)."""
     if blended is None and styled is None:
         raise ValueError('give the styled generator (styled=...) or a ready blend (blended=...)')
     for other in (styled, blended):
         if other is not None:
             check_same_architecture(base, other)
+    device = default_device(device)
+    base, styled, blended, D = (on_device(net, device) for net in (base, styled, blended, D))
     size = base.img_resolution
     aligned = align_face(photo, size=size) if align else centre_crop(photo, size=size)
     projection = project(base, np.asarray(aligned), steps=steps, loss=loss, D=D, w_plus=w_plus, progress=progress, callback=callback)
@@ -50,4 +59,7 @@ def stylize(photo, base, styled=None, blended=None, resolution=None, width=None,
     tiles = images.enlarge(np.stack([np.asarray(t) for t in [aligned, projected, *renders.values()]]), 96)
     grid = images.make_grid(tiles, cols=len(tiles))
     strip = Image.fromarray(images.add_column_labels(grid, ['photo', 'projected', *renders], tile_width=tiles.shape[2]))
-    return Stylized(aligned, projected, renders, strip, projection)
+    return Stylized(aligned, projected, renders, strip, _on_cpu(projection), describe_device(device))
+
+def _on_cpu(projection):
+    return dataclasses.replace(projection, ws=projection.ws.cpu(), noise=[v.cpu() for v in projection.noise])

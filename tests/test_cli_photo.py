@@ -3,8 +3,11 @@ test_align.py, test_project.py and test_stylize.py)."""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import stylegan2_lib as sg
+from stylegan2_lib import cli_photo, devices
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
 from stylegan2_lib.cli import main
 
@@ -24,7 +27,36 @@ def test_stylize_on_the_demo_pair(tmp_path, photo, capsys):
     assert sorted(p.name for p in out.iterdir()) == ['aligned.png', 'projected.png', 'projected_w.npz', 'strip.png', 'stylized.png']
     assert Image.open(out / 'stylized.png').size == (32, 32)
     assert np.load(out / 'projected_w.npz')['w'].shape[0] == 1
-    assert 'swap 8' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'swap 8' in printed
+    assert 'projection steps on cpu' in printed and f'on {devices.describe_device("cpu")})' in printed   # where it ran
+
+
+def test_stylize_runs_where_the_gpu_is(tmp_path, photo, monkeypatch, capsys):
+    """On a GPU runtime the networks load onto the GPU and the work runs there (it ran on the CPU). CUDA is
+    faked as available; loading and stylizing are spies that record the device they are asked for."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    asked = []
+    monkeypatch.setattr(cli_photo, 'load', lambda path, device='cpu': asked.append(('load', device)) or sg.load(path))
+    def stylize(*args, device=None, **kwargs):
+        asked.append(('stylize', device))
+        raise cli_photo.PhotoError('stopped by the test')
+    monkeypatch.setattr(cli_photo, 'stylize', stylize)
+    argv = ['stylize', '--base', str(DEMO_BASE), '--styled', str(DEMO_TOON), '--photo', str(photo), '--outdir', str(tmp_path / 'o')]
+    assert main(argv) == 1 and 'stopped by the test' in capsys.readouterr().err
+    assert asked == [('load', 'cuda'), ('load', 'cuda'), ('stylize', 'cuda')]
+    asked.clear()
+    assert main(argv + ['--device', 'cpu']) == 1
+    assert asked == [('load', 'cpu'), ('load', 'cpu'), ('stylize', 'cpu')]
+
+
+def test_stylize_on_cuda_without_cuda_says_why(tmp_path, photo, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert main(['stylize', '--base', str(DEMO_BASE), '--styled', str(DEMO_TOON), '--photo', str(photo),
+                 '--outdir', str(tmp_path / 'o'), '--device', 'cuda']) == 1
+    err = capsys.readouterr().err
+    assert '--device cuda: CUDA is not available here (' in err and 'use --device cpu' in err
+    assert not (tmp_path / 'o').exists()
 
 
 def test_stylize_without_a_face_writes_nothing(tmp_path, capsys):

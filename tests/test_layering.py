@@ -10,7 +10,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / 'stylegan2_lib'
 
 LAYERS = {
-    'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0,
+    'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0, 'devices': 0,
     'layers': 1, 'images': 1, 'data': 1,
     'generator': 2,
     'discriminator': 3,

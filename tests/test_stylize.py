@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan2_lib import align
+import stylegan2_lib.stylize as stylize_module
+from stylegan2_lib import align, devices
 from stylegan2_lib.blend import blend
 from stylegan2_lib.stylize import stylize
 
@@ -31,6 +32,33 @@ def test_stylize_strip_over_all_swap_resolutions(tiny32):
     np.testing.assert_array_equal(np.asarray(r.aligned), np.asarray(align.align_face(grace_hopper(), size=32)))
     # strip: photo | projected | 3 blends, tiles enlarged to 96 px (32 x 3), 2 px gaps, a 14 px label row
     assert r.strip.size == (5 * 96 + 4 * 2, 96 + 14)
+    # it says where it ran, and what comes back is on the CPU
+    assert r.device == devices.describe_device('cpu') and r.projection.ws.device.type == 'cpu'
+
+
+class Projected(Exception):
+    """Raised by the stand-in projector once it has seen the networks."""
+
+def test_stylize_runs_on_the_gpu_when_there_is_one(tiny32, monkeypatch):
+    """Notebook 04 and the CLI projected on the CPU on a GPU runtime. Here CUDA is faked as available and
+    the meta device stands in for the GPU (it cannot run the maths, so the projector is a spy): the
+    projection must get the networks on that device, the caller's networks staying where they were."""
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    resolve = devices.default_device
+    monkeypatch.setattr(stylize_module, 'default_device',
+                        lambda name=None: torch.device('meta') if resolve(name).type == 'cuda' else resolve(name))
+    seen = {}
+    def spy(G, target, D=None, **kwargs):
+        seen.update(G=next(G.parameters()).device.type, D=next(D.parameters()).device.type)
+        raise Projected
+    monkeypatch.setattr(stylize_module, 'project', spy)
+    with pytest.raises(Projected):
+        stylize(grace_hopper(), tiny32.G_ema, styled=tiny32.G, D=tiny32.D, steps=2, progress=False)
+    assert seen == {'G': 'meta', 'D': 'meta'}
+    assert {p.device.type for net in (tiny32.G_ema, tiny32.G, tiny32.D) for p in net.parameters()} == {'cpu'}
+    with pytest.raises(Projected):                                             # an explicit choice is kept
+        stylize(grace_hopper(), tiny32.G_ema, styled=tiny32.G, D=tiny32.D, steps=2, progress=False, device='cpu')
+    assert seen == {'G': 'cpu', 'D': 'cpu'}
 
 
 def test_stylize_with_a_ready_blend_and_without_alignment(tiny32):

@@ -197,6 +197,7 @@ STYLED = 'runs/00000-style-256'  # the fine-tuned generator: a checkpoint, or a 
 STEPS = 1000                 # projection steps (the NVlabs default; 300 is a fair preview)
 LOSS = 'vgg'                 # 'vgg' (LPIPS-style, downloads VGG16 once), 'discriminator', 'pixel' or 'auto'
 W_PLUS = False               # one w per layer: a closer fit, less like the faces the generator makes itself
+DEVICE = 'auto'              # 'auto' (the GPU when there is one, else the CPU), 'cuda' or 'cpu'
 OUTDIR = 'stylized'
 SMOKE = False                # True: a sample photo and the bundled 32x32 demo pair, offline (tests use it)'''),
 ('code', '''\
@@ -206,14 +207,17 @@ if SMOKE:   # offline and small: a sample photo, the demo pair, a short projecti
     BASE, STYLED, STEPS, LOSS, OUTDIR = str(DEMO_BASE), str(DEMO_TOON), 20, 'pixel', 'smoke/stylized'
 if PHOTO == 'upload':
     PHOTO = str(nb.upload_files('photos')[0])
-base = sg.load(nb.source_network(BASE))
-styled = sg.load(nb.fine_tuned(STYLED)).G_ema'''),
+device = sg.default_device(DEVICE)       # the networks load straight onto it
+print(f'photo work runs on {sg.describe_device(device)}')
+base = sg.load(nb.source_network(BASE), device=device)
+styled = sg.load(nb.fine_tuned(STYLED), device=device).G_ema'''),
 ('md', '## Align, project, render with every blend'),
 ('code', '''\
 from stylegan2_lib.align import read_photo
 from stylegan2_lib.stylize import stylize
-result = stylize(read_photo(PHOTO), base.G_ema, styled=styled, steps=STEPS, loss=LOSS, D=base.D, w_plus=W_PLUS)
-print(f'projected with the {result.projection.method} distance')
+result = stylize(read_photo(PHOTO), base.G_ema, styled=styled, steps=STEPS, loss=LOSS, D=base.D, w_plus=W_PLUS,
+                 device=device)
+print(f'projected on {result.device} with the {result.projection.method} distance')
 nb.show(result.strip)'''),
 ('md', '## Save and download'),
 ('code', '''\
