@@ -1,4 +1,4 @@
-"""Command line: `stylegan2-lib info | generate | blend | demo | convert | dataset | train | align | stylize`
+"""Command line: `stylegan2-lib info | generate | blend | demo | convert | dataset | train | align | stylize | doctor`
 (also `python -m stylegan2_lib`; align and stylize live in cli_photo.py).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
@@ -223,6 +223,11 @@ def cmd_dataset(args):
           + (f'; skipped {skipped} unreadable file{"s" if skipped != 1 else ""}' if skipped else ''))
     return 0
 
+def cmd_doctor(args):
+    from . import doctor
+    print(doctor.render(doctor.collect(build=args.build)))
+    return 0
+
 def cmd_train(args):
     from .train import TrainOptions, TrainingError, train     # torch.distributed etc. only when training
     fields = {f for f in TrainOptions.__dataclass_fields__}
@@ -362,6 +367,13 @@ def build_parser():
     p.set_defaults(func=cmd_dataset)
     add_train_parser(sub)
     add_photo_parsers(sub)
+
+    p = sub.add_parser('doctor', help='what this machine has (versions, GPU, kernel build): paste it into a bug report',
+                       description='Print the library version, Python, PyTorch and its CUDA, the GPU (compute capability, '
+                                   'memory, bf16), ninja / nvcc / CUDA_HOME, whether the CUDA kernels can build (and why '
+                                   'not), dlib, ipywidgets, gdown and whether this is Colab. "!!" marks a problem.')
+    p.add_argument('--build', action='store_true', help='also build the CUDA kernels now and report the time or the error')
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 def resolve_device(args):

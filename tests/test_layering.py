@@ -14,7 +14,7 @@ LAYERS = {
     'layers': 1, 'images': 1, 'data': 1,
     'generator': 2,
     'discriminator': 3,
-    'checkpoints': 4, 'blend': 4, 'perceptual': 4, 'downloads': 0, 'project': 5, 'train': 5, 'align': 1, 'stylize': 6, 'cli_photo': 6,
+    'checkpoints': 4, 'blend': 4, 'perceptual': 4, 'downloads': 0, 'project': 5, 'train': 5, 'align': 1, 'stylize': 6, 'cli_photo': 6, 'doctor': 6,
     'summary': 5, 'blend_views': 5, 'notebook': 5, 'explorer': 6,
     'cli': 6, '__main__': 7, '__init__': 8,
 }
