@@ -14,9 +14,10 @@ from .ops.common import autocast_off
 
 #----------------------------------------------------------------------------
 # Initial weights: N(0, 1), as NVlabs. Inside `uninitialised()` (the loaders, which assign every tensor from
-# the file right after building) they are empty tensors instead: no random numbers and memory that is never
-# touched. (The meta device would do the same, but its first use in a process imports PyTorch's Python
-# reference ops: about 1.4 s.)
+# the file right after building, with load_state_dict(assign=True)) they are placeholders instead: one number
+# expanded to the shape, so a network of any declared size is built in no memory and no time, and its shapes
+# can be checked against the file before anything is allocated. (The meta device would do the same, but its
+# first use in a process imports PyTorch's Python reference ops: about 1.3 s.)
 
 _uninitialised = False
 
@@ -29,8 +30,14 @@ def uninitialised():
     finally:
         _uninitialised = saved
 
-def randn(shape):
-    return torch.empty(shape) if _uninitialised else torch.randn(shape)
+def randn(shape, divisor=1):
+    if _uninitialised:
+        return torch.empty(1).expand(shape)
+    return torch.randn(shape) / divisor if divisor != 1 else torch.randn(shape)
+
+def is_placeholder(t):
+    """A tensor `uninitialised()` left in a network (not yet assigned from a file)."""
+    return t.numel() > 1 and 0 in t.stride()
 
 #----------------------------------------------------------------------------
 # fp16 only where asked for, on CUDA, and not forced off; CPU float16 is slow, so CPU stays float32.
@@ -82,7 +89,7 @@ class FullyConnectedLayer(torch.nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.activation = activation
-        self.weight = torch.nn.Parameter(randn([out_features, in_features]) / lr_multiplier)
+        self.weight = torch.nn.Parameter(randn([out_features, in_features], divisor=lr_multiplier))
         self.bias = torch.nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier

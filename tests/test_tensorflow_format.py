@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import stylegan2_lib as sg
 from stylegan2_lib import ops
-from stylegan2_lib.checkpoints.safe_pickle import load_pickle
+from stylegan2_lib.checkpoints.safe_pickle import as_array, load_pickle
 from fake_formats import (assert_close, make_discriminator, make_generator, pickle_globals, tf_discriminator,
                           tf_generator, write_pickle)
 
@@ -95,7 +95,7 @@ def _tf_vars(data, component=None):
     net = net[2] if isinstance(net, tuple) else net
     if component:
         net = net.state['components'][component]
-    return {k: torch.from_numpy(np.array(v)) for k, v in net.state['variables']}
+    return {k: torch.from_numpy(np.array(as_array(v))) for k, v in net.state['variables']}
 
 def test_rules_follow_tensorflow_semantics(tmp_path):
     Gs = make_generator(seed=7, **G_OURS)

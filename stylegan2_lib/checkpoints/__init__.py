@@ -12,16 +12,18 @@ import os
 import pickle
 import zipfile
 
-from .common import Checkpoint
+from .common import Checkpoint, NonFiniteWeightsWarning, load_scope
 from .. import files
 from .errors import CheckpointError, ExportError, UnsafePickleError
+from .limits import DEFAULT, Limits
 from .native import save, is_native, from_native
 from .nvlabs import from_nvlabs
 from .rosinality import from_rosinality, rosinality_bytes
-from .safe_pickle import UnsafeGlobal, load_pickle, load_torch_legacy, load_torch_zip
+from .safe_pickle import LimitError, UnsafeGlobal, load_pickle, load_torch_legacy, load_torch_zip
 from .tensorflow import from_tensorflow, looks_like_tensorflow, tensorflow_pickle_bytes
 
-__all__ = ['load', 'save', 'export', 'detect_format', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError']
+__all__ = ['load', 'save', 'export', 'detect_format', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError',
+           'Limits', 'NonFiniteWeightsWarning']
 
 _LEGACY_TORCH_PREFIX = bytes.fromhex('80028a0a6cfc9c46f9206aa85019')   # pickle of torch's legacy magic number
 
@@ -50,41 +52,62 @@ def _check_file(path):
         raise CheckpointError(path, 'the file is empty')
     return size
 
-def _read(path):
-    with open(path, 'rb') as f:
-        return f.read()
+#----------------------------------------------------------------------------
+# Pickles and torch files are streamed from the open file (never read whole), with one byte budget: the file's
+# size (safe_pickle).
 
-def _unpickle(path, reader, data, what):
+_READERS = {'torch_zip': (load_torch_zip, 'torch zip file'), 'torch_legacy': (load_torch_legacy, 'torch legacy file'),
+            'pickle': (load_pickle, 'pickle')}
+
+def _from_stream(path, f, kind):
+    reader, what = _READERS[kind]
     try:
-        return reader(data)
+        obj = reader(f)
     except UnsafeGlobal as e:
         raise UnsafePickleError(path, str(e)) from None
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError,
-            IndexError, AttributeError, RuntimeError, MemoryError, OverflowError) as e:
-        raise CheckpointError(path, f'truncated or corrupt {what}: {type(e).__name__}: {e}') from None
+    except LimitError as e:
+        raise CheckpointError(path, f'{what} asks for more than it holds: {e}') from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(path, f'truncated or corrupt {what}: {_one_line(e)}') from None
+    if kind != 'pickle':
+        return from_rosinality(path, obj)
+    return from_tensorflow(path, obj) if looks_like_tensorflow(obj) else from_nvlabs(path, obj)
 
-#----------------------------------------------------------------------------
+def _one_line(e, limit=300):
+    text = ' '.join(str(e).split()) or type(e).__name__
+    return (text if len(text) <= limit else text[:limit] + '...')
 
-def _from_bytes(path, data):
-    kind = detect_format(data)
-    if kind == 'torch_zip':
-        return from_rosinality(path, _unpickle(path, load_torch_zip, data, 'torch zip file'))
-    if kind == 'torch_legacy':
-        return from_rosinality(path, _unpickle(path, load_torch_legacy, data, 'torch legacy file'))
-    if kind == 'pickle':
-        obj = _unpickle(path, load_pickle, data, 'pickle')
-        return from_tensorflow(path, obj) if looks_like_tensorflow(obj) else from_nvlabs(path, obj)
-    raise CheckpointError(path, 'unknown format: not a network pickle, torch file or stylegan2_lib safetensors file')
-
-def load(path, device='cpu'):
-    """Read a checkpoint file of any supported format; nothing in the file is executed."""
-    size = _check_file(path)
+def _load(path, size):
     with open(path, 'rb') as f:
         head = f.read(16)
-    if detect_format(head) in (None, 'native') and is_native(head, size):
-        ck = from_native(path)                # memory-mapped by safetensors: never read whole
-    else:
-        ck = _from_bytes(path, _read(path))   # pickles and torch files: parsed from the bytes
+        kind = detect_format(head)
+        if kind in (None, 'native') and is_native(head, size):
+            return from_native(path)              # memory-mapped by safetensors: never read whole
+        if kind not in _READERS:
+            raise CheckpointError(path, 'unknown format: not a network pickle, torch file or stylegan2_lib safetensors file')
+        f.seek(0)
+        return _from_stream(path, f, kind)
+
+def load(path, device='cpu', limits=None):
+    """Read a checkpoint file of any supported format; nothing in the file is executed.
+
+    Whatever the bytes, this returns a Checkpoint or raises CheckpointError (one line naming the file and the
+    problem): a hostile or broken file never crashes the interpreter, takes memory out of proportion to its size
+    (`limits`: a Limits, for genuinely huge networks) or time out of proportion to its length. NaN or infinite
+    weights load with a NonFiniteWeightsWarning naming them."""
+    size = _check_file(path)
+    limits = limits or DEFAULT
+    try:
+        with load_scope(limits, size):
+            ck = _load(path, size)
+    except CheckpointError:
+        raise
+    except RecursionError:
+        raise CheckpointError(path, 'the file nests its data too deeply') from None
+    except MemoryError:
+        raise CheckpointError(path, 'out of memory while reading the file') from None
+    except Exception as e:                       # noqa: BLE001 (the boundary: nothing else escapes for a bad file)
+        raise CheckpointError(path, f'corrupt or unsupported checkpoint: {type(e).__name__}: {_one_line(e)}') from None
     ck.meta['source'] = os.path.abspath(os.fspath(path))
     for net in ck.networks().values():
         net.to(device)

@@ -12,6 +12,7 @@ import torch
 
 from ..discriminator import DiscriminatorConfig
 from ..generator import GeneratorConfig
+from ..netconfig import check_resolution
 from .common import Checkpoint, build_network, generator_channels, plain, take
 from .errors import CheckpointError
 from .safe_pickle import PersistentRecord
@@ -30,19 +31,31 @@ _STYLEGAN3_HINTS = ('num_critical', 'first_cutoff', 'first_stopband', 'last_stop
 #----------------------------------------------------------------------------
 # Flatten a persistent record tree into {dotted name: tensor} (parameters and persistent buffers).
 
-def flatten_state(rec, prefix=''):
+MAX_MODULE_DEPTH = 16       # G.synthesis.b1024.conv0.affine is 4 deep
+
+def _table(state, key):
+    value = state.get(key) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f'{key} is not a table')
+    return value
+
+def flatten_state(rec, prefix='', seen=None):
+    seen = set() if seen is None else seen
+    if id(rec) in seen or prefix.count('.') > MAX_MODULE_DEPTH:
+        raise ValueError(f'module {prefix or "<root>"} contains itself, or nests too deeply')
+    seen.add(id(rec))
     out = {}
     state = rec.state
-    skip = set(state.get('_non_persistent_buffers_set') or ())
-    for name, t in (state.get('_parameters') or {}).items():
+    skip = set(n for n in (state.get('_non_persistent_buffers_set') or ()) if isinstance(n, str))
+    for name, t in _table(state, '_parameters').items():
         if t is not None:
-            out[prefix + name] = t
-    for name, t in (state.get('_buffers') or {}).items():
+            out[prefix + str(name)] = t
+    for name, t in _table(state, '_buffers').items():
         if t is not None and name not in skip:
-            out[prefix + name] = t
-    for name, child in (state.get('_modules') or {}).items():
+            out[prefix + str(name)] = t
+    for name, child in _table(state, '_modules').items():
         if isinstance(child, PersistentRecord):
-            out.update(flatten_state(child, f'{prefix}{name}.'))
+            out.update(flatten_state(child, f'{prefix}{name}.', seen))
         elif child is not None:
             raise ValueError(f'module {prefix}{name} is not a persistent record')
     return out
@@ -101,10 +114,10 @@ def generator_from_record(path, label, rec):
             synth[k] = kwargs.pop(k)
     take(path, synth, _SYNTH, f'{label} synthesis')
     take(path, mapping, _MAPPING, f'{label} mapping')
-    state = flatten_state(rec)
     try:
+        state = flatten_state(rec)
         res = int(kwargs['img_resolution'])
-        log2 = res.bit_length() - 1
+        log2 = check_resolution(res)
         cfg = GeneratorConfig(
             z_dim                  = int(kwargs['z_dim']),
             c_dim                  = int(kwargs.get('c_dim', 0)),
@@ -125,8 +138,8 @@ def generator_from_record(path, label, rec):
             mapping_lr_multiplier  = float(mapping.get('lr_multiplier', 0.01)),
             w_avg_beta             = _option(mapping, 'w_avg_beta', rec, 'mapping', 0.995),
         )
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(path, f'{label}: cannot build the generator: {e}') from None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as e:
+        raise CheckpointError(path, f'{label}: cannot build the generator: {type(e).__name__}: {str(e)[:200]}') from None
     return build_network(path, label, cfg, state)
 
 def discriminator_from_record(path, label, rec):
@@ -135,10 +148,10 @@ def discriminator_from_record(path, label, rec):
     block = take(path, dict(kwargs.get('block_kwargs') or {}), _D_BLOCK, f'{label} block')
     mapping = take(path, dict(kwargs.get('mapping_kwargs') or {}), _MAPPING, f'{label} mapping')
     epilogue = take(path, dict(kwargs.get('epilogue_kwargs') or {}), _D_EPILOGUE, f'{label} epilogue')
-    state = flatten_state(rec)
     try:
+        state = flatten_state(rec)
         res = int(kwargs['img_resolution'])
-        resolutions = [2 ** i for i in range(3, res.bit_length())]
+        resolutions = [2 ** i for i in range(3, check_resolution(res) + 1)]
         channels = {r: int(state[f'b{r}.conv0.weight'].shape[0]) for r in resolutions}
         channels[4] = int(state['b4.conv.weight'].shape[0])
         cfg = DiscriminatorConfig(
@@ -160,8 +173,8 @@ def discriminator_from_record(path, label, rec):
             mapping_layer_features = mapping.get('layer_features'),
             mapping_activation     = mapping.get('activation', 'lrelu'),
         )
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(path, f'{label}: cannot build the discriminator: {e}') from None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as e:
+        raise CheckpointError(path, f'{label}: cannot build the discriminator: {type(e).__name__}: {str(e)[:200]}') from None
     return build_network(path, label, cfg, state)
 
 #----------------------------------------------------------------------------

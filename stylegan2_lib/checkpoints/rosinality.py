@@ -100,6 +100,9 @@ def _count(sd, fmt):
         n += 1
     return n
 
+# The leading axes a kind drops must be there, of size 1 (else v[0] would silently take one slice of many).
+LEADING = {'batch': (1,), 'noise': (1, 1)}
+
 def _apply(path, label, sd, rules, kernels):
     missing = [theirs for _, theirs, _ in rules if theirs not in sd] + [k for k in kernels if k not in sd]
     if missing:
@@ -107,10 +110,17 @@ def _apply(path, label, sd, rules, kernels):
     known = {theirs for _, theirs, _ in rules} | set(kernels)
     left = [k for k in sd if k not in known]
     if left:
-        raise CheckpointError(path, f'{label}: unexpected tensor {left[0]} in a rosinality checkpoint')
+        raise CheckpointError(path, f'{label}: unexpected tensor {str(left[0])[:80]} in a rosinality checkpoint')
+    not_tensors = [k for k in known if not isinstance(sd[k], torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(path, f'{label}: {not_tensors[0]} is a {type(sd[not_tensors[0]]).__name__}, not a tensor')
     for name, expected in kernels.items():
         if sd[name].shape != expected.shape or not torch.allclose(sd[name].float(), expected):
             raise CheckpointError(path, f'{label}: {name} is not the [1,3,3,1] blur kernel; other kernels are not supported')
+    for _, theirs, kind in rules:
+        lead = LEADING.get(kind, ())
+        if tuple(sd[theirs].shape[:len(lead)]) != lead or sd[theirs].ndim <= len(lead):
+            raise CheckpointError(path, f'{label}: {theirs} has shape {list(sd[theirs].shape)}; its leading axes must be {list(lead)}')
     return {ours: KINDS[kind][0](sd[theirs]) for ours, theirs, kind in rules}
 
 def generator_from_state(path, label, sd, w_avg=None):
@@ -147,7 +157,13 @@ def discriminator_from_state(path, label, sd, img_resolution):
 # Their train.py keeps no W average; estimate it the way their `mean_latent` does (mean of the
 # mapping output over many z), with a fixed seed so loading is deterministic.
 
+# Cost bound: 10000 samples for mappings up to the standard 8 x 512 x 512; a larger mapping gets proportionally
+# fewer (at least 1000), so a file cannot make the estimate run for minutes.
+STANDARD_MAPPING_WEIGHTS = 8 * 512 * 512
+
 def estimate_w_avg(G: Generator, n=10000, seed=0):
+    weights = sum(p.numel() for p in G.mapping.parameters())
+    n = max(1000, min(n, n * STANDARD_MAPPING_WEIGHTS // max(weights, 1)))
     z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         return G.mapping(z, None)[:, 0].mean(dim=0)
@@ -159,6 +175,8 @@ def from_rosinality(path, data):
     if not looks_like_rosinality(data):
         raise CheckpointError(path, 'a torch file, but not a rosinality stylegan2-pytorch checkpoint (no g_ema with style.* tensors)')
     latent_avg = data.get('latent_avg')
+    if latent_avg is not None and not isinstance(latent_avg, torch.Tensor):
+        raise CheckpointError(path, f'latent_avg is a {type(latent_avg).__name__}, not a tensor')
     ck = Checkpoint(meta={'format': 'rosinality'})
     ck.G_ema = generator_from_state(path, 'g_ema', data['g_ema'], latent_avg)
     if isinstance(data.get('g'), dict):
@@ -170,7 +188,7 @@ def from_rosinality(path, data):
         for G in (ck.G_ema, ck.G):
             if G is not None:
                 G.mapping.w_avg.copy_(estimate_w_avg(G))
-        ck.meta['w_avg'] = 'estimated from 10000 samples (the file has no latent_avg)'
+        ck.meta['w_avg'] = 'estimated from the mapping of random latents (the file has no latent_avg)'
     args = data.get('args')
     if isinstance(args, (NamespaceRecord, dict)):
         ck.meta['args'] = plain(args)

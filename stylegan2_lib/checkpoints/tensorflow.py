@@ -28,7 +28,7 @@ from ..discriminator import Discriminator, DiscriminatorConfig
 from ..generator import GeneratorConfig
 from .common import Checkpoint, build_network, plain
 from .errors import CheckpointError, ExportError
-from .safe_pickle import TFNetworkRecord, numpy_reconstruct
+from .safe_pickle import TFNetworkRecord, as_array, numpy_reconstruct
 
 #----------------------------------------------------------------------------
 # Tensor rules: (our name, TF variable, kind); each kind converts TF -> ours and back.
@@ -42,6 +42,9 @@ KINDS = {
     'const':    (lambda v: v[0],                               lambda t: t[np.newaxis]),
     'noise':    (lambda v: v[0, 0],                            lambda t: t[np.newaxis, np.newaxis]),
 }
+
+# What a kind's reading needs: leading axes of size 1 that it drops, and the number of axes.
+SHAPES = {'dense': ((), 2), 'conv': ((), 4), 'conv_up': ((), 4), 'const': ((1,), 4), 'noise': ((1, 1), 4)}
 
 def _modulated(rules, ours, theirs, conv_kind, noise=None):
     rules += [(f'{ours}.weight', f'{theirs}/weight', conv_kind), (f'{ours}.bias', f'{theirs}/bias', 'copy'),
@@ -86,13 +89,28 @@ def discriminator_rules(cfg):
 #----------------------------------------------------------------------------
 # Reading.
 
-def collect_params(net, prefix=''):
-    """Every variable of a network and its components as 'component/.../name' -> array (legacy.py)."""
+MAX_COMPONENT_DEPTH = 4     # G -> mapping / synthesis
+
+def collect_params(net, prefix='', depth=0):
+    """Every variable of a network and its components as 'component/.../name' -> array (legacy.py). Only
+    arrays that the restricted unpickler built from bytes are taken (never np.asarray of a foreign object)."""
+    if depth > MAX_COMPONENT_DEPTH:
+        raise pickle.UnpicklingError(f'TensorFlow network components nest deeper than {MAX_COMPONENT_DEPTH}')
     params = {}
-    for name, value in net.state.get('variables', []):
-        params[prefix + name] = np.asarray(value)
-    for name, comp in (net.state.get('components') or {}).items():
-        params.update(collect_params(comp, prefix + name + '/'))
+    variables = net.state.get('variables', [])
+    if not isinstance(variables, (list, tuple)):
+        raise pickle.UnpicklingError('TensorFlow variables are not a list')
+    for item in variables:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)):
+            raise pickle.UnpicklingError('TensorFlow variable that is not a (name, array) pair')
+        params[prefix + item[0]] = as_array(item[1], f'TensorFlow variable {prefix + item[0]!r:.80}')
+    components = net.state.get('components') or {}
+    if not isinstance(components, dict):
+        raise pickle.UnpicklingError('TensorFlow components are not a table')
+    for name, comp in components.items():
+        if not isinstance(comp, TFNetworkRecord):
+            raise pickle.UnpicklingError(f'TensorFlow component {str(name)[:80]!r} is not a network')
+        params.update(collect_params(comp, f'{prefix}{name}/', depth + 1))
     return params
 
 class _Kwargs:
@@ -127,6 +145,9 @@ def _build(path, label, cfg_class, cfg_kwargs, rules_fn, params):
     for ours, theirs, kind in rules_fn(cfg):
         if theirs not in params:
             raise CheckpointError(path, f'{label}: TensorFlow variable {theirs!r} (for {ours}) is missing')
+        v, (lead, ndim) = params[theirs], SHAPES.get(kind, ((), None))
+        if (ndim is not None and v.ndim != ndim) or tuple(v.shape[:len(lead)]) != lead:
+            raise CheckpointError(path, f'{label}: TensorFlow variable {theirs!r} has shape {list(v.shape)}, not the layout of a {kind} tensor')
         # np.array, not np.ascontiguousarray, which turns 0-d arrays (TF's noise_strength) into shape [1].
         state[ours] = torch.from_numpy(np.array(KINDS[kind][0](params[theirs]), order='C')).float()
     return build_network(path, label, cfg, state, keep_constructed=('resample_filter',))

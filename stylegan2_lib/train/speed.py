@@ -90,7 +90,7 @@ def with_fp16_setting(net, num_fp16_res, conv_clamp):
         return net
     with layers.uninitialised():                       # every tensor comes from `net`
         out = type(net)(dataclasses.replace(net.cfg, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp))
-    out.load_state_dict(net.state_dict())
+    out.load_state_dict({k: t.clone() for k, t in net.state_dict().items()}, assign=True)
     return out.train(net.training).requires_grad_(any(p.requires_grad for p in net.parameters()))
 
 def block_dtypes(precision, device, net):
