@@ -8,12 +8,19 @@ Known source networks carry their URL and the architecture facts they must show 
 publisher gives no checksum and none is pinned here, the first download records the file's sha256 in a
 `<file>.sha256` sidecar and every later use verifies the cached file against it (so a truncated copy on a
 synced Drive folder is caught); give `sha256=` to pin a digest yourself.
+
+Google Drive links (how toonify models and datasets are shared) are fetched through gdown, an optional
+dependency (the `drive` and `notebook` extras), with the same pinning: drive.google.com/file/d/ID/...,
+.../open?id=ID, .../uc?id=ID or `gdrive:ID`. The file keeps the name Drive gives it, in `gdrive-ID/`.
 """
 
 import dataclasses
 import hashlib
 import os
+import re
+import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Optional
@@ -101,35 +108,54 @@ def _pinned_digest(path):
 def _pin(path, digest):
     atomic_write_bytes(str(path) + '.sha256', f'{digest}  {Path(path).name}\n'.encode())
 
-def fetch_network(name_or_url, cache_dir=None, sha256=None, progress=True, accept=None):
-    """Path of a source network in the cache, downloaded on first use and verified on every use.
+def is_remote(name):
+    """Whether `name` is something to download: an http(s) or file URL, or a Google Drive link."""
+    return str(name).startswith(('http://', 'https://', 'file://', 'gdrive:'))
 
-    name_or_url: a KNOWN_NETWORKS key ('ffhq256') or any http(s) URL of a checkpoint file.
-    sha256:      expected digest; overrides the registry's. Without any, the first download pins one.
-    accept:      called with the path of a fresh download before it is pinned (e.g. to check what the file
-                 holds); if it raises, the file is removed and nothing is pinned."""
-    known = KNOWN_NETWORKS.get(name_or_url)
-    if known is None and not str(name_or_url).startswith(('http://', 'https://', 'file://')):
-        raise ValueError(f'unknown network {name_or_url!r}: give a URL or one of {sorted(KNOWN_NETWORKS)}')
-    url = known.url if known else name_or_url
-    filename = known.filename if known else Path(urllib.request.urlparse(url).path).name or 'network.pkl'
-    expected = sha256 or (known.sha256 if known else None)
-    path = Path(cache_dir or CACHE / 'networks') / filename
-    if path.exists():
-        digest = sha256_of(path)
-        _check_digest(path, digest, expected or _pinned_digest(path))
+def fetch(url, folder, sha256=None, progress=True, accept=None, filename=None):
+    """Path of the file at `url` (http(s), file:// or a Google Drive link) in `folder`: downloaded on first
+    use, verified on every use (against `sha256`, else the digest pinned by the first download).
+
+    filename: the name in `folder` (default: the URL's; a Drive file keeps the name Drive gives it).
+    accept:   called with the path of a fresh download before it is pinned (e.g. to check what the file
+              holds); if it raises, the file is removed and nothing is pinned."""
+    drive_id = drive_file_id(url)
+    if drive_id:
+        folder = Path(folder) / f'gdrive-{drive_id}'
+        path = _drive_file_in(folder)
+    else:
+        path = Path(folder) / (filename or Path(urllib.parse.urlparse(url).path).name or 'download')
+    if path is not None and path.exists():
+        _check_digest(path, sha256_of(path), sha256 or _pinned_digest(path))
         return path
-    path, digest = download(url, path, sha256=expected, progress=progress)
+    if drive_id:
+        path, digest = download_drive(drive_id, folder, sha256=sha256, progress=progress)
+    else:
+        path, digest = download(url, path, sha256=sha256, progress=progress)
     try:
         if accept is not None:
             accept(path)
     except BaseException:
         path.unlink()
         raise
-    if not expected:
+    if not sha256:
         _pin(path, digest)
         print(f'{path.name}: sha256 {digest} (recorded in {path.name}.sha256; pass sha256= to pin it yourself)')
     return path
+
+def fetch_network(name_or_url, cache_dir=None, sha256=None, progress=True, accept=None):
+    """Path of a source network in the cache, downloaded on first use and verified on every use (fetch).
+
+    name_or_url: a KNOWN_NETWORKS key ('ffhq256'), any http(s) URL of a checkpoint file or a Google Drive link.
+    sha256:      expected digest; overrides the registry's. Without any, the first download pins one."""
+    known = KNOWN_NETWORKS.get(name_or_url)
+    if known is None and not is_remote(name_or_url):
+        raise ValueError(f'unknown network {name_or_url!r}: give a URL, a Google Drive link or one of {sorted(KNOWN_NETWORKS)}')
+    url = known.url if known else name_or_url
+    expected = sha256 or (known.sha256 if known else None)
+    folder = Path(cache_dir or CACHE / 'networks')
+    return fetch(url, folder, sha256=expected, progress=progress, accept=accept,
+                 filename=known.filename if known else None)
 
 def check_network_facts(name, G):
     """Raise DownloadError when a loaded known network is not the architecture its registry entry says."""
@@ -138,3 +164,78 @@ def check_network_facts(name, G):
     for fact, (got, want) in facts.items():
         if got != want:
             raise DownloadError(f'{known.filename}: {fact} is {got}, but {name} has {want}; the file is not {name}')
+
+#----------------------------------------------------------------------------
+# Google Drive: share links -> file id; the file fetched with gdown into a staging folder beside its
+# destination, hashed, checked, then renamed into place (no partial file is ever left under its name).
+
+DRIVE_HOSTS = ('drive.google.com', 'docs.google.com', 'drive.usercontent.google.com')
+_DRIVE_ID = re.compile(r'[A-Za-z0-9_-]{10,}')
+
+def drive_file_id(url):
+    """The file id of a Google Drive link, or None for any other URL; DownloadError for a Drive link that
+    names no file (a folder link, a link without an id)."""
+    url = str(url)
+    if url.startswith('gdrive:'):
+        return _checked_drive_id(url[len('gdrive:'):], url)
+    parts = urllib.parse.urlparse(url)
+    if parts.scheme not in ('http', 'https') or parts.hostname not in DRIVE_HOSTS:
+        return None
+    in_path = re.match(r'/file/d/([^/]+)', parts.path)
+    if in_path:
+        return _checked_drive_id(in_path.group(1), url)
+    in_query = urllib.parse.parse_qs(parts.query).get('id')
+    if in_query:
+        return _checked_drive_id(in_query[0], url)
+    if '/folders/' in parts.path:
+        raise DownloadError(f'{url}: a Google Drive folder link; share one file instead (e.g. a zip of the folder)')
+    raise DownloadError(f'{url}: a Google Drive link without a file id; use the file\'s share link '
+                        f'(https://drive.google.com/file/d/ID/view)')
+
+def _checked_drive_id(file_id, url):
+    if not _DRIVE_ID.fullmatch(file_id):
+        raise DownloadError(f'{url}: {file_id!r} is not a Google Drive file id')
+    return file_id
+
+def _gdown():
+    try:
+        import gdown
+    except ImportError:
+        raise ImportError('Google Drive links need gdown: pip install gdown (or pip install "stylegan2_lib[drive]"; '
+                          'the notebooks\' set-up installs it)') from None
+    return gdown
+
+def _drive_file_in(folder):
+    """The file an earlier Drive download left in `folder` (one file, beside its .sha256 pin), or None."""
+    found = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith('.') and p.suffix != '.sha256'] \
+        if folder.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+def download_drive(file_id, folder, sha256=None, progress=True):
+    """Fetch the Google Drive file `file_id` into `folder` under the name Drive gives it (gdown streams it,
+    with a progress bar); it appears only once complete and verified against `sha256` (when given).
+    Returns (path, sha256 hex digest)."""
+    gdown = _gdown()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix='.gdrive-', suffix='.part', dir=folder))
+    where = f'gdrive:{file_id}'
+    try:
+        try:
+            got = gdown.download(url=f'https://drive.google.com/uc?id={file_id}', output=str(staging) + os.sep,
+                                 quiet=not progress)
+        except Exception as e:                          # noqa: BLE001 (gdown's own errors, named for the user)
+            raise DownloadError(f'{where}: Google Drive download failed ({type(e).__name__}: {e}); is the file shared '
+                                f'as "Anyone with the link"?') from e
+        written = [p for p in staging.iterdir() if p.is_file() and p.suffix != '.part']
+        if not got or len(written) != 1:
+            raise DownloadError(f'{where}: Google Drive gave no file; is it shared as "Anyone with the link"?')
+        part = written[0]
+        digest = sha256_of(part)
+        _check_digest(f'{part.name} ({where})', digest, sha256)
+        os.chmod(part, 0o644)
+        dest = folder / part.name
+        os.replace(part, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest, digest

@@ -5,9 +5,9 @@
 
 Sliders: swap resolution ('all high' .. 'all low'), fine-tuning snapshot, blend width, truncation; a seed
 box; which model gives the low layers; 'blend' mode (low | blended | high, one row per seed) or 'compare'
-mode (every swap resolution for the chosen snapshot). 'Export' writes the current blend in the chosen
-format and offers it for download (Colab: the browser download; elsewhere a link). A change re-renders
-only the images it affects; images already seen come from the cache. Written for ipywidgets 7 (Colab) and 8 (tested with 8).
+mode (every swap resolution for the chosen snapshot). 'Export' says the file's estimated size, writes the
+current blend in the chosen format and offers it for download (Colab: the browser download, its size said
+first; elsewhere a link with the size). A change re-renders only the images it affects; images already seen come from the cache. Written for ipywidgets 7 (Colab) and 8 (tested with 8).
 """
 
 import io
@@ -22,6 +22,8 @@ from PIL import Image
 from . import images, notebook
 from .blend_views import BlendViews, ViewState
 from .checkpoints import EXTENSIONS
+from .files import format_size
+from .summary import export_size_estimate
 
 MAX_SEEDS = 8
 FORMATS = [('NVlabs .pkl', 'nvlabs'), ('rosinality .pt', 'rosinality'), ('safetensors', 'native')]
@@ -126,6 +128,8 @@ class BlendExplorer(widgets.VBox):
         v = self.state()
         fmt = self.format.value
         path = self.outdir / self.views.export_name(v, EXTENSION[fmt])
+        estimate = format_size(export_size_estimate(self.views.blended(v), fmt))
+        self.link.value = f'writing {path.name} (about {estimate}) ...'        # shown before writing and downloading
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
             self.views.export(v, path, format=fmt)

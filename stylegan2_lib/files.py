@@ -24,3 +24,13 @@ def atomic_write_bytes(path, data: bytes):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+#----------------------------------------------------------------------------
+# A size for people: '1.5 MiB', '279.6 MiB', '3.2 GiB' (binary units, as file managers and browsers count).
+
+def format_size(num_bytes):
+    size = float(num_bytes)
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
+        if size < 1024 or unit == 'GiB':
+            return f'{int(size)} bytes' if unit == 'bytes' else f'{size:.1f} {unit}'
+        size /= 1024

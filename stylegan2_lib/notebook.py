@@ -8,12 +8,16 @@ when called, and works (plainly) outside a notebook.
 import html
 import os
 import platform
+import shutil
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
 
 from . import devices
+from .files import format_size
 
 #----------------------------------------------------------------------------
 # Where we run.
@@ -76,16 +80,19 @@ def download_link(path):
     rel = Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix()
     if os.environ.get('SERVER_SOFTWARE', '').startswith('voila/'):
         rel = os.environ.get('VOILA_BASE_URL', '/').rstrip('/') + '/voila/files/' + rel
-    size = path.stat().st_size / 2 ** 20
     return (f'<a href="{html.escape(rel)}" download="{html.escape(path.name)}">download {html.escape(path.name)}</a> '
-            f'({size:.1f} MiB, saved at <code>{html.escape(str(path.resolve()))}</code>)')
+            f'({format_size(path.stat().st_size)}, saved at <code>{html.escape(str(path.resolve()))}</code>)')
 
 def offer_download(path):
-    """Colab: start the browser download of `path`. Elsewhere: return the HTML of a download link."""
+    """Colab: say the file's size, then start the browser download of `path` (a 256x256 NVlabs .pkl is a few
+    hundred MB: the user should know before it begins). Elsewhere: return the HTML of a download link."""
+    path = Path(path)
     if in_colab():
         from google.colab import files
+        size = format_size(path.stat().st_size)
+        print(f'downloading {path.name} ({size}) ...', flush=True)
         files.download(str(path))
-        return f'downloading {html.escape(Path(path).name)} (saved at <code>{html.escape(str(Path(path).resolve()))}</code>)'
+        return f'downloading {html.escape(path.name)} ({size}, saved at <code>{html.escape(str(path.resolve()))}</code>)'
     return download_link(path)
 
 def show(image, width=None):
@@ -151,8 +158,8 @@ class TrainingMonitor:
 # Inputs for the notebooks: source networks (downloaded where needed), and offline stand-ins for SMOKE runs.
 
 def source_network(name_or_path, sha256=None, cache_dir=None):
-    """A local checkpoint path: an existing file as is; a KNOWN_NETWORKS name or URL downloaded into the
-    cache (progress bar, checksum) and, for a known name, checked once, on download, to be the architecture
+    """A local checkpoint path: an existing file as is; a KNOWN_NETWORKS name, a URL or a Google Drive share
+    link downloaded into the cache (progress bar, checksum) and, for a known name, checked once, on download, to be the architecture
     it should be."""
     from .checkpoints import load
     from .downloads import KNOWN_NETWORKS, check_network_facts, fetch_network
@@ -162,6 +169,39 @@ def source_network(name_or_path, sha256=None, cache_dir=None):
     if name_or_path in KNOWN_NETWORKS:
         accept = lambda path: check_network_facts(name_or_path, load(path).generator)   # noqa: E731
     return fetch_network(name_or_path, cache_dir=cache_dir, sha256=sha256, accept=accept)
+
+def input_path(name_or_url, sha256=None, cache_dir=None, unzip=False):
+    """A local path for a notebook input (a training zip, style images, a photo): an existing file or folder
+    as is; an http(s) URL or a Google Drive share link downloaded into the cache (streamed, checksum pinned
+    on the first download and verified later; see downloads.fetch). With unzip=True a zip comes back as a
+    folder of its contents, extracted once (for the face-cutting step, which reads a folder)."""
+    from .downloads import CACHE, fetch, is_remote
+    cache = Path(cache_dir or CACHE / 'inputs')
+    if is_remote(name_or_url):
+        path = fetch(str(name_or_url), cache, sha256=sha256)
+    else:
+        path = Path(name_or_url)
+        if not path.exists():
+            raise FileNotFoundError(f'{name_or_url}: no such file or folder (give a path, a URL or a Google Drive link)')
+    if unzip and path.is_file() and zipfile.is_zipfile(path):
+        return _unzipped(path, cache / 'unzipped')
+    return path
+
+def _unzipped(zip_path, folder):
+    """`zip_path` extracted into folder/<name>-<sha256 prefix>/ (complete or absent: extracted beside it, then
+    renamed); an unchanged zip is extracted once. zipfile drops absolute paths and '..' from member names."""
+    from .downloads import sha256_of
+    dest = Path(folder) / f'{zip_path.stem}-{sha256_of(zip_path)[:12]}'
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
+        try:
+            with zipfile.ZipFile(zip_path) as z:
+                z.extractall(staging)
+            os.replace(staging, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dest
 
 def sample_photos(dest):
     """Two real photos that packages ship (scikit-image's astronaut, matplotlib's grace_hopper), as JPEGs in
@@ -179,7 +219,6 @@ def sample_photos(dest):
 def demo_dataset(dest_zip, count=32, seed=1000):
     """A small "cartoon" dataset drawn by the bundled fine-tuned demo generator (the demo's animal faces),
     prepared as a training zip: the offline data of the training notebook's SMOKE run."""
-    import tempfile
     from . import images
     from .assets import DEMO_TOON
     from .checkpoints import load

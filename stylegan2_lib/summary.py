@@ -7,6 +7,10 @@
 import json
 import os
 
+import torch
+
+from .checkpoints.tensorflow import placeholder_discriminator
+
 FORMAT_NAMES = {
     'nvlabs':     'NVlabs network pickle (stylegan2-ada-pytorch / stylegan3 repo, StyleGAN2)',
     'tensorflow': 'TensorFlow StyleGAN2 pickle',
@@ -113,3 +117,20 @@ def format_summary(info):
             rows.append((k, _value(v)))
     width = max(len(k) for k, _ in rows)
     return '\n'.join(f'{k + ":":<{width + 1}} {v}'.rstrip() for k, v in rows)
+
+#----------------------------------------------------------------------------
+# How big an export of one generator will be, before it is written (the explorer says it before a download).
+
+def tensor_bytes(net):
+    """Bytes of a network's parameters and buffers as float32, the way every export format stores them."""
+    return sum(t.numel() * 4 for t in [*net.parameters(), *net.buffers()])
+
+def export_size_estimate(G, fmt):
+    """About how many bytes sg.export writes for the generator G alone (as G_ema) in format `fmt`: its
+    tensors; an NVlabs .pkl adds the placeholder discriminator its loader needs (G and Gs are one object
+    there), built on the meta device to be counted (no memory, no time)."""
+    if fmt != 'nvlabs':
+        return tensor_bytes(G)
+    with torch.device('meta'):
+        D = placeholder_discriminator(G.cfg)
+    return tensor_bytes(G) + tensor_bytes(D)

@@ -113,3 +113,31 @@ def fake_colab(monkeypatch):
     monkeypatch.setitem(sys.modules, 'google', google)
     monkeypatch.setitem(sys.modules, 'google.colab', colab)
     return calls
+
+
+@pytest.fixture
+def fake_gdown(monkeypatch):
+    """gdown.download as the real one behaves: a Drive file (here from `files`, id -> (name, bytes)) written
+    under its Drive name into an output folder ending in '/', through a .part file; `fail_after` bytes
+    written, then an error, stands in for a dropped connection."""
+    import os
+    import sys
+    import types
+    state = {'files': {}, 'calls': [], 'fail_after': None}
+    def download(url=None, output=None, quiet=False, **kwargs):
+        state['calls'].append(url)
+        file_id = url.split('id=')[1]
+        if file_id not in state['files']:
+            raise RuntimeError('Cannot retrieve the public link of the file.')
+        name, payload = state['files'][file_id]
+        assert output.endswith(os.sep)
+        part = os.path.join(output, name + 'xyz.part')
+        with open(part, 'wb') as f:
+            if state['fail_after'] is not None:
+                f.write(payload[:state['fail_after']])
+                raise ConnectionError('connection reset')
+            f.write(payload)
+        os.replace(part, os.path.join(output, name))
+        return os.path.join(output, name)
+    monkeypatch.setitem(sys.modules, 'gdown', types.SimpleNamespace(download=download, __version__='5.2.0'))
+    return state

@@ -2,6 +2,7 @@
 and renders computed here independently; the export button writes the blend that is shown."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -131,6 +132,23 @@ def test_export_button_writes_the_shown_blend(pair, tmp_path):
     assert not torch.equal(sg.load(first).G_ema.synthesis.b8.conv0.weight, G.synthesis.b8.conv0.weight)
 
 
+@pytest.mark.parametrize('fmt', ['nvlabs', 'native'])
+def test_export_says_the_size_before_writing(pair, tmp_path, fmt):
+    """The estimate shown before the file is written is within 2% of the size of the file then written."""
+    base, toon, _ = pair
+    ex = BlendExplorer(base, [toon], seeds='0', resolution=8, outdir=tmp_path)
+    ex.format.value = fmt
+    shown, write = [], ex.views.export
+    ex.views.export = lambda *args, **kwargs: shown.append(ex.link.value) or write(*args, **kwargs)
+    path = ex.export()
+    estimate = re.fullmatch(r'writing (\S+) \(about ([\d.]+) (KiB|MiB)\) \.\.\.', shown[0])
+    assert estimate and estimate.group(1) == path.name
+    unit = {'KiB': 2 ** 10, 'MiB': 2 ** 20}[estimate.group(3)]
+    actual = path.stat().st_size / unit
+    assert abs(float(estimate.group(2)) - actual) <= 0.02 * actual + 0.05      # 2%, and the display's rounding
+    assert f'({actual:.1f} {estimate.group(3)}, saved at' in ex.link.value     # the link says the real size
+
+
 def test_run_directory_snapshots_are_listed_by_epoch(pair, tmp_path):
     base, toon, halfway = pair
     run = tmp_path / '00000-run'
@@ -160,5 +178,6 @@ def test_in_colab_the_export_button_starts_the_download(pair, tmp_path, fake_col
     base, toon, _ = pair
     ex = BlendExplorer(base, [toon], seeds='0', resolution=8, outdir=tmp_path)
     ex.export_button.click()
-    assert fake_colab['downloaded'] == [str(tmp_path / 'blend-network-0-swap8.pkl')]
-    assert 'downloading' in ex.link.value
+    path = tmp_path / 'blend-network-0-swap8.pkl'
+    assert fake_colab['downloaded'] == [str(path)]
+    assert f'downloading blend-network-0-swap8.pkl ({path.stat().st_size / 2 ** 20:.1f} MiB' in ex.link.value

@@ -34,6 +34,21 @@ def test_in_colab_files_are_uploaded_and_downloaded(tmp_path, fake_colab):
     assert fake_colab['downloaded'] == [str(tmp_path / 'photos' / 'me.jpg')]
 
 
+def test_in_colab_the_size_is_said_before_the_download_starts(tmp_path, fake_colab, capsys, monkeypatch):
+    import sys
+    (tmp_path / 'blend.pkl').write_bytes(b'x' * 3 * 2 ** 20)
+    printed_before = []
+    monkeypatch.setattr(sys.modules['google.colab'].files, 'download', lambda path: printed_before.append(capsys.readouterr().out))
+    html = nb.offer_download(tmp_path / 'blend.pkl')
+    assert printed_before == ['downloading blend.pkl (3.0 MiB) ...\n'] and '3.0 MiB' in html
+
+
+def test_sizes_read_as_people_count_them():
+    from stylegan2_lib.files import format_size
+    assert [format_size(n) for n in (512, 2048, 280 * 2 ** 20 + 2 ** 19, 3 * 2 ** 30)] == \
+        ['512 bytes', '2.0 KiB', '280.5 MiB', '3.0 GiB']
+
+
 def test_source_network_fetches_checks_and_reuses(http_folder, tmp_path, monkeypatch):
     served, url = http_folder
     (served / 'demo.safetensors').write_bytes(DEMO_BASE.read_bytes())
@@ -79,3 +94,33 @@ def test_plot_metrics_writes_a_figure(tmp_path):
     records = [{'kimg': k, 'loss_G': 1.0 / (k + 1), 'loss_D': 0.5, 'p': k / 10} for k in range(5)]
     nb.plot_metrics(records, tmp_path / 'm.png')
     assert (tmp_path / 'm.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_inputs_are_paths_urls_or_drive_links(http_folder, fake_gdown, tmp_path):
+    served, url = http_folder
+    (served / 'style.zip').write_bytes(b'PK not really')
+    cache = tmp_path / 'cache'
+    assert nb.input_path(DEMO_BASE) == DEMO_BASE                                 # a local file as it is
+    with pytest.raises(FileNotFoundError, match='nowhere.zip: no such file or folder'):
+        nb.input_path(tmp_path / 'nowhere.zip')
+    got = nb.input_path(f'{url}/style.zip', cache_dir=cache)
+    assert got.read_bytes() == b'PK not really' and (cache / 'style.zip.sha256').exists()
+    fake_gdown['files']['1DriveFileId0123'] = ('me.jpg', b'jpeg bytes')
+    got = nb.input_path('https://drive.google.com/file/d/1DriveFileId0123/view?usp=sharing', cache_dir=cache)
+    assert got.name == 'me.jpg' and got.read_bytes() == b'jpeg bytes'
+
+
+def test_a_zip_of_style_images_comes_back_as_a_folder_extracted_once(tmp_path):
+    import zipfile
+    archive = tmp_path / 'anime.zip'
+    with zipfile.ZipFile(archive, 'w') as z:
+        z.writestr('faces/a.png', b'png a')
+        z.writestr('b.jpg', b'jpg b')
+        z.writestr('../escape.png', b'out')
+    folder = nb.input_path(archive, cache_dir=tmp_path / 'cache', unzip=True)
+    assert folder.parent == tmp_path / 'cache' / 'unzipped' and folder.name.startswith('anime-')
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_file()) == ['b.jpg', 'escape.png', 'faces/a.png']
+    assert not (tmp_path / 'cache' / 'escape.png').exists() and not (tmp_path / 'cache' / 'unzipped' / 'escape.png').exists()
+    (folder / 'b.jpg').unlink()                                                  # the user deleted a bad one
+    assert nb.input_path(archive, cache_dir=tmp_path / 'cache', unzip=True) == folder and not (folder / 'b.jpg').exists()
+    assert nb.input_path(archive, unzip=False) == archive

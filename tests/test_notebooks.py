@@ -84,6 +84,46 @@ def test_notebook_conventions(path):
     assert all(not c.get('outputs') and c.get('execution_count') is None for c in code)   # committed clean
 
 
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
+def test_only_the_notebooks_that_need_a_gpu_ask_colab_for_one(path):
+    """What a notebook says it needs (its '**Needs:**' line) decides: a GPU runtime for 02 and 04, none for 01, 03."""
+    nb = json.loads(path.read_text())
+    needs = re.search(r'\*\*Needs:\*\* (.*)', ''.join(c for cell in nb['cells'] for c in cell['source'])).group(1)
+    wants_gpu = needs.startswith('a GPU')
+    assert wants_gpu == (path.stem[:2] in ('02', '04'))
+    assert (nb['metadata'].get('accelerator') == 'GPU') == wants_gpu
+    assert ('gpuType' in nb['metadata']['colab']) == wants_gpu
+
+
+def setup_cell_installs(monkeypatch, dlib_imports):
+    """Run notebook 01's set-up cell as on a fresh Colab runtime (stylegan2_lib not installed; pip recorded)
+    with or without an importable dlib; returns what it asked pip to install."""
+    import importlib.util
+    import subprocess
+    import types
+    cell = ''.join(next(c for c in json.loads(NOTEBOOKS[0].read_text())['cells'] if c['cell_type'] == 'code')['source'])
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'stylegan2_lib' else find_spec(name, *a))
+    monkeypatch.setitem(sys.modules, 'dlib', types.ModuleType('dlib') if dlib_imports else None)
+    installed = []
+    monkeypatch.setattr(subprocess, 'run', lambda argv, check: installed.append(argv[argv.index('install') + 2:]))
+    exec(compile(cell, 'setup-cell', 'exec'), {})
+    return installed
+
+
+def test_the_setup_cell_keeps_an_importable_dlib(monkeypatch, capsys):
+    tomllib = pytest.importorskip('tomllib')
+    extras = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['optional-dependencies']
+    [[with_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=False)
+    [[keeping_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=True)
+    wanted = lambda requirement: re.match(r'stylegan2_lib\[(.*?)\] @ git\+https://', requirement).group(1).split(',')   # noqa: E731
+    assert sorted(wanted(with_dlib)) == ['align', 'notebook']
+    assert sorted(wanted(keeping_dlib)) == ['align-without-dlib', 'notebook']
+    names = lambda extra: {re.match(r'[\w.-]+', r).group(0) for r in extras[extra]}   # noqa: E731
+    assert names('align-without-dlib') == names('align') - {'dlib-bin'} and 'dlib-bin' in names('align')
+    assert {'ninja', 'gdown'} <= names('notebook') and names('drive') == {'gdown'}   # the kernel build; Drive links
+
+
 def test_data_prep_smoke(tmp_path, kernel):
     run('01_data_prep.ipynb', tmp_path, kernel)
     faces = sorted(p.name for p in (tmp_path / 'smoke' / 'faces').iterdir())

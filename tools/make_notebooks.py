@@ -12,6 +12,7 @@ with SMOKE = True every notebook runs offline on the bundled demo pair in a few 
 """
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -21,13 +22,28 @@ ROOT = Path(__file__).resolve().parent.parent
 REPO = 'stylegan2-lib/stylegan2_lib'             # GitHub owner/name: the badges and the set-up cell use it
 BRANCH = 'main'
 
+# Notebooks that ask Colab for a GPU runtime (metadata); the others run well on a CPU runtime.
+GPU_NOTEBOOKS = ('02_transfer_training.ipynb', '04_stylize_photo.ipynb')
+
+def install_requirement(repo, branch):
+    """What the set-up cell pip-installs (this function's source is pasted into the cell): the library with
+    the notebook extra (widgets, plots, ninja for the CUDA kernels, gdown for Drive links) and face alignment;
+    where a dlib imports already (Colab ships one) the alignment extra without dlib-bin, which would replace it."""
+    try:
+        import dlib  # noqa: F401
+        align = 'align-without-dlib'
+    except ImportError:
+        align = 'align'
+    return f'stylegan2_lib[{align},notebook] @ git+https://github.com/{repo}@{branch}'
+
 SETUP = f'''\
 # Set-up: install stylegan2_lib with its face-alignment and notebook extras, unless it is importable already
-# (a local checkout: `pip install -e ".[align,notebook]"`). Colab's own torch is kept.
+# (a local checkout: `pip install -e ".[align,notebook]"`). Colab's own torch and dlib are kept.
 import importlib.util, subprocess, sys
+{inspect.getsource(install_requirement).strip()}
+
 if importlib.util.find_spec('stylegan2_lib') is None:
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',
-                    'stylegan2_lib[align,notebook] @ git+https://github.com/{REPO}@{BRANCH}'], check=True)
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', install_requirement({REPO!r}, {BRANCH!r})], check=True)
 from pathlib import Path
 import stylegan2_lib as sg
 from stylegan2_lib import notebook as nb
@@ -52,7 +68,8 @@ faces the face detector misses), look through them, and pack them into the zip t
 256x256 faces.'''),
 ('code', SETUP),
 ('params', '''\
-SOURCE = 'upload'            # 'upload' (a file picker in the browser, Colab) or a folder of images (e.g. on Drive)
+SOURCE = 'upload'            # 'upload' (a file picker in the browser, Colab), a folder of images (e.g. on Drive),
+                             # or a zip of them: a path, a URL or a Google Drive share link
 MOUNT_DRIVE = False          # mount Google Drive first, to read SOURCE from it / write OUT_ZIP to it
 MODE = 'crop'                # 'align': find faces and align them as FFHQ was made (photos of real faces)
                              # 'crop':  the centred square of each image (drawn faces, already roughly cropped)
@@ -68,6 +85,7 @@ drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. SOURCE = str(
 if SOURCE == 'upload':
     nb.upload_files('data/uploaded')
     SOURCE = 'data/uploaded'
+SOURCE = str(nb.input_path(SOURCE, unzip=True))        # a URL / Drive link is downloaded, a zip unpacked
 '''),
 ('md', '## Cut out the faces'),
 ('code', '''\
@@ -99,9 +117,10 @@ newest run of the same data in `OUTDIR` from its last snapshot.
 snapshot (G, D and G_ema in float32), so keep `OUTDIR` on Drive and `SNAP` not too small.'''),
 ('code', SETUP),
 ('params', '''\
-SOURCE_NETWORK = 'ffhq256'   # 'ffhq256' / 'ffhq1024' (downloaded from NVlabs), a URL, or a checkpoint file
+SOURCE_NETWORK = 'ffhq256'   # 'ffhq256' / 'ffhq1024' (downloaded from NVlabs), a URL, a Google Drive share link,
+                             # or a checkpoint file
 SOURCE_SHA256 = None         # pin the sha256 of the file (the first download prints it and records it)
-DATA = 'data/style-256.zip'  # from 01_data_prep.ipynb
+DATA = 'data/style-256.zip'  # from 01_data_prep.ipynb; or a URL / Google Drive share link of such a zip
 OUTDIR = 'runs'              # on Drive (MOUNT_DRIVE) the snapshots survive a disconnect
 MOUNT_DRIVE = False
 RESUME = True                # continue the newest run of DATA in OUTDIR, if there is one
@@ -120,6 +139,7 @@ if SMOKE:   # offline and small: fine-tune the demo base on 32 images drawn by t
     KIMG, SNAP, BATCH, WORKERS = 0.5, 0.25, 8, 0
 drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. OUTDIR = str(drive / 'stylegan2-runs')
 source = nb.source_network(SOURCE_NETWORK, sha256=SOURCE_SHA256)
+DATA = str(nb.input_path(DATA))                         # a URL / Drive link is downloaded (checksum pinned)
 print(sg.ImageDataset(DATA, sg.load(source).G_ema.img_resolution))'''),
 ('md', '## Train (re-run after a disconnect to continue)'),
 ('code', '''\
@@ -155,7 +175,7 @@ image, fine on a GPU). Disk: one checkpoint per export: at 256x256
 about 100 MB as safetensors (G_ema only), about 280 MB as NVlabs `.pkl` (their loader wants G, D and G_ema).'''),
 ('code', SETUP),
 ('params', '''\
-BASE = 'ffhq256'             # the source network: a known name, a URL or a file (as in 02)
+BASE = 'ffhq256'             # the source network: a known name, a URL, a Google Drive link or a file (as in 02)
 RUN = 'runs/00000-style-256' # a training run directory (all its snapshots), or a list of checkpoint files
 SEEDS = '0-3'
 OUTDIR = 'exports'
@@ -191,7 +211,7 @@ VGG16 perceptual distance downloads torchvision's VGG16 weights once (528 MB, ch
 `LOSS = 'discriminator'` uses the checkpoint's discriminator instead and needs no download.'''),
 ('code', SETUP),
 ('params', '''\
-PHOTO = 'upload'             # 'upload' (a file picker in the browser) or a path to a photo
+PHOTO = 'upload'             # 'upload' (a file picker in the browser), a path, a URL or a Google Drive share link
 BASE = 'ffhq256'             # the real-face generator the photo is projected into (as in 02)
 STYLED = 'runs/00000-style-256'  # the fine-tuned generator: a checkpoint, or a run directory (its newest snapshot)
 STEPS = 1000                 # projection steps (the NVlabs default; 300 is a fair preview)
@@ -205,8 +225,7 @@ if SMOKE:   # offline and small: a sample photo, the demo pair, a short projecti
     from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
     PHOTO = str(nb.sample_photos('smoke/photos') / 'grace_hopper.jpg')
     BASE, STYLED, STEPS, LOSS, OUTDIR = str(DEMO_BASE), str(DEMO_TOON), 20, 'pixel', 'smoke/stylized'
-if PHOTO == 'upload':
-    PHOTO = str(nb.upload_files('photos')[0])
+PHOTO = str(nb.upload_files('photos')[0] if PHOTO == 'upload' else nb.input_path(PHOTO))
 device = sg.default_device(DEVICE)       # the networks load straight onto it
 print(f'photo work runs on {sg.describe_device(device)}')
 base = sg.load(nb.source_network(BASE), device=device)
@@ -237,7 +256,10 @@ HTML(nb.offer_download(out / 'strip.png'))'''),
 def build(name, cells):
     nb = nbformat.v4.new_notebook()
     nb.metadata = {'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'},
-                   'language_info': {'name': 'python'}, 'accelerator': 'GPU', 'colab': {'provenance': []}}
+                   'language_info': {'name': 'python'}, 'colab': {'provenance': []}}
+    if name in GPU_NOTEBOOKS:                     # Colab opens these on a GPU runtime (T4: the free one)
+        nb.metadata['accelerator'] = 'GPU'
+        nb.metadata['colab']['gpuType'] = 'T4'
     nb.cells.append(nbformat.v4.new_markdown_cell(badge(name)))
     for kind, source in cells:
         if kind == 'md':
