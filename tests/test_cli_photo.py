@@ -29,7 +29,8 @@ def test_stylize_on_the_demo_pair(tmp_path, photo, capsys):
     assert np.load(out / 'projected_w.npz')['w'].shape[0] == 1
     printed = capsys.readouterr().out
     assert 'swap 8' in printed
-    assert 'projection steps on cpu' in printed and f'on {devices.describe_device("cpu")})' in printed   # where it ran
+    device = devices.default_device()                                          # where it ran: the GPU if there is one
+    assert f'projection steps on {device}' in printed and f'on {devices.describe_device(device)})' in printed
 
 
 def test_stylize_runs_where_the_gpu_is(tmp_path, photo, monkeypatch, capsys):

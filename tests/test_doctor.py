@@ -96,9 +96,13 @@ def test_a_missing_dlib_and_a_failing_reader_are_reported(monkeypatch):
     monkeypatch.setitem(sys.modules, 'dlib', None)                         # import dlib raises ImportError
     dlib = facts_by_name()['dlib']
     assert dlib.ok is False and 'stylegan2_lib[align]' in dlib.value
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)          # a CPU build told it has a GPU
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)          # a GPU whose properties cannot be read
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
-    assert facts_by_name()['GPU'].value.startswith('could not tell: ')
+    def unreadable(index):
+        raise RuntimeError('CUDA error: unknown error')
+    monkeypatch.setattr(torch.cuda, 'get_device_properties', unreadable)
+    gpu = facts_by_name()['GPU']
+    assert gpu.ok is False and gpu.value == 'could not tell: RuntimeError: CUDA error: unknown error'
 
 
 def test_the_command_prints_the_report(capsys):
