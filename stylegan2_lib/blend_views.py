@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .devices import default_device
 from . import images
 from .blend import blend, blended_state, check_same_architecture, swap_weights
 from .checkpoints import export, load
@@ -100,7 +101,7 @@ class BlendViews:
     `snapshots`: the fine-tuned generators (module docstring)."""
 
     def __init__(self, base, snapshots, device=None, max_generators=4, max_blends=12, max_images=256):
-        self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.device = default_device(device)
         self.base = _as_generator(base, self.device)
         if self.base.c_dim:
             raise ValueError(f'the explorer renders unconditional generators; this one has c_dim {self.base.c_dim}')

@@ -271,7 +271,7 @@ def add_train_parser(sub):
     a('--lr', type=float, help='Adam learning rate (default: 0.0025)')
     a('--seed', type=int, help='random seed (default: 0)')
     a('--workers', type=int, help='data loader processes (default: 2)')
-    a('--device', choices=['cpu', 'cuda'], help='default: cuda when available')
+    a('--device', choices=['auto', 'cpu', 'cuda'], help='default: auto (cuda when available)')
     a('--precision', choices=['fp16', 'bf16', 'fp32'],
       help="arithmetic: fp16 = on CUDA the network's float16 blocks and conv_clamp as loaded, or NVlabs's training "
            'setting (4 blocks, conv_clamp 256) for a network with none; on the CPU float32 (default); '

@@ -278,3 +278,12 @@ def test_gpu_memory_is_the_peak_of_each_tick(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'reset_peak_memory_stats', lambda device=None: events.append('reset'))
     assert loop._peak_gib_since_last_tick(torch.device('cuda')) == 3.0 and events == ['read', 'reset']
     assert loop._peak_gib_since_last_tick(torch.device('cpu')) is None and events == ['read', 'reset']
+
+
+def test_train_device_auto_and_cuda_without_a_gpu(monkeypatch):
+    opts = lambda device: TrainOptions(data='-', outdir='-', device=device)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert loop._device(opts('auto'), Ranks()) == loop._device(opts(None), Ranks()) == torch.device('cpu')
+    with pytest.raises(TrainingError, match='--device cuda: CUDA is not available here'):
+        loop._device(opts('cuda'), Ranks())
+    assert build_parser().parse_args(['train', '--data', 'd', '--outdir', 'o', '--device', 'auto']).device == 'auto'

@@ -57,6 +57,7 @@ import torch                                                            # noqa: 
 
 import stylegan2_lib as sg                                              # noqa: E402
 from stylegan2_lib import layers, ops                                   # noqa: E402
+from stylegan2_lib.devices import default_device                        # noqa: E402
 from stylegan2_lib.ops import cuda_build, cuda_ops                      # noqa: E402
 from stylegan2_lib.train import speed                                   # noqa: E402
 
@@ -566,7 +567,7 @@ def projection(c):
         stylize_mod.stylize(target, base.G_ema, styled=base.G_ema, resolution=16, steps=2, loss='pixel', align=False, progress=False)
     finally:
         stylize_mod.project = original
-    wanted = 'cuda' if torch.cuda.is_available() else 'cpu'
+    wanted = default_device().type
     nb_ok = seen['device'].type == wanted
     return ok and nb_ok, (f'project() {1 / per:.1f} steps/s on {r.ws.device}; stylize() with sg.load\'s networks projects on '
                           f'{seen["device"]} (expected {wanted})')

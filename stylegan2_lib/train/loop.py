@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .. import images
 from ..checkpoints import load, save
 from ..data import ImageDataset
+from ..devices import DeviceUnavailable, default_device
 from ..generator import Generator
 from . import distributed, speed
 from . import state as run_state
@@ -207,11 +208,12 @@ def _resume(st, ranks, opts, device, opt_G, opt_D, pipe, ada, loss):
 #----------------------------------------------------------------------------
 
 def _device(opts, ranks):
-    kind = opts.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if kind == 'cuda' and not torch.cuda.is_available():
-        raise TrainingError('--device cuda: CUDA is not available here')
-    if kind != 'cuda' or not ranks.enabled:
-        return torch.device(kind)
+    try:
+        device = default_device(opts.device)
+    except DeviceUnavailable as e:
+        raise TrainingError(f'--device {opts.device}: CUDA is not available here ({e.reason})') from None
+    if device.type != 'cuda' or not ranks.enabled:
+        return device
     if ranks.local_rank >= torch.cuda.device_count():
         raise TrainingError(f'LOCAL_RANK {ranks.local_rank}: this machine has {torch.cuda.device_count()} CUDA device(s); '
                             'start at most one process per GPU (torchrun --nproc_per_node)')
