@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .devices import default_device
 from . import images
 from .blend import blend, blended_state, check_same_architecture, swap_weights
 from .checkpoints import export, load
+from .devices import default_device
 from .generator import Generator
+from .netconfig import block_resolutions
 from .train.state import is_run_dir, list_snapshots
 
 #----------------------------------------------------------------------------
@@ -46,7 +47,7 @@ class ViewState:
 
 def swap_choices(img_resolution):
     """[(label, resolution)] from 'all high' (0) through the block resolutions to 'all low' (the image size)."""
-    blocks = [2 ** i for i in range(2, int(np.log2(img_resolution)))]
+    blocks = block_resolutions(img_resolution)[:-1]
     return [('all high', 0)] + [(str(r), r) for r in blocks] + [('all low', img_resolution)]
 
 class _LRU(collections.OrderedDict):

@@ -12,7 +12,7 @@ from . import ops
 
 from .generator import MappingNetwork
 from .layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, block_layout, compute_dtype
-from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
+from .netconfig import ConfigMixin, block_resolutions, channel_table, check_channels, check_resolution, fp16_resolution
 from .ops.common import autocast_off
 
 #----------------------------------------------------------------------------
@@ -51,13 +51,13 @@ class DiscriminatorConfig(ConfigMixin):
 
     @property
     def block_resolutions(self):
-        return [2 ** i for i in range(int(np.log2(self.img_resolution)), 2, -1)]
+        return block_resolutions(self.img_resolution)[:0:-1]        # highest first; 4 is the epilogue
 
     @classmethod
     def matching(cls, g_cfg, **overrides):
         """A D for a generator config: same resolution, labels, channel table, fp16 blocks and clamp (for a
         file that has no discriminator)."""
-        resolutions = [2 ** i for i in range(2, g_cfg.img_resolution.bit_length())]
+        resolutions = block_resolutions(g_cfg.img_resolution)
         kwargs = dict(img_resolution=g_cfg.img_resolution, img_channels=g_cfg.img_channels, c_dim=g_cfg.c_dim,
                       channels={r: g_cfg.channels[r] for r in resolutions}, num_fp16_res=g_cfg.num_fp16_res,
                       conv_clamp=g_cfg.conv_clamp)
@@ -65,7 +65,7 @@ class DiscriminatorConfig(ConfigMixin):
 
     @property
     def fp16_resolution(self):
-        return max(2 ** (int(np.log2(self.img_resolution)) + 1 - self.num_fp16_res), 8)
+        return fp16_resolution(self.img_resolution, self.num_fp16_res)
 
     @property
     def effective_cmap_dim(self):

@@ -11,12 +11,11 @@ upsampled image of the previous block.
 import dataclasses
 from typing import Optional
 
-import numpy as np
 import torch
 
 from . import ops
 from .layers import FullyConnectedLayer, SynthesisLayer, ToRGBLayer, block_layout, compute_dtype, randn
-from .netconfig import ConfigMixin, channel_table, check_channels, check_resolution
+from .netconfig import ConfigMixin, block_resolutions, channel_table, check_channels, check_resolution, fp16_resolution
 
 #----------------------------------------------------------------------------
 # Everything needed to rebuild a generator; stored as JSON in checkpoints.
@@ -45,7 +44,7 @@ class GeneratorConfig(ConfigMixin):
     w_avg_beta:             Optional[float] = 0.995
 
     def __post_init__(self):
-        log2 = check_resolution(self.img_resolution)
+        check_resolution(self.img_resolution)
         if self.architecture != 'skip':
             raise ValueError(f"generator architecture {self.architecture!r} is not supported (only 'skip')")
         if self.channels is None:
@@ -53,11 +52,10 @@ class GeneratorConfig(ConfigMixin):
         self.channels = {int(k): int(v) for k, v in self.channels.items()}
         check_channels(self.channels, self.block_resolutions)
         self.resample_filter = tuple(self.resample_filter)
-        assert log2 >= 2
 
     @property
     def block_resolutions(self):
-        return [2 ** i for i in range(2, int(np.log2(self.img_resolution)) + 1)]
+        return block_resolutions(self.img_resolution)
 
     @property
     def num_ws(self):
@@ -66,7 +64,7 @@ class GeneratorConfig(ConfigMixin):
     @property
     def fp16_resolution(self):
         # NVlabs: blocks at resolution >= this run in fp16; b4 never does.
-        return max(2 ** (int(np.log2(self.img_resolution)) + 1 - self.num_fp16_res), 8)
+        return fp16_resolution(self.img_resolution, self.num_fp16_res)
 
 #----------------------------------------------------------------------------
 # Mapping network: z (and embedded c) -> w, broadcast to num_ws rows, with truncation toward w_avg.
@@ -204,7 +202,7 @@ class SynthesisNetwork(torch.nn.Module):
         super().__init__()
         self.w_dim = cfg.w_dim
         self.img_resolution = cfg.img_resolution
-        self.img_resolution_log2 = int(np.log2(cfg.img_resolution))
+        self.img_resolution_log2 = check_resolution(cfg.img_resolution)
         self.img_channels = cfg.img_channels
         self.block_resolutions = cfg.block_resolutions
         self.num_ws = 0

@@ -1,7 +1,6 @@
 """Config dataclasses' shared plumbing: JSON round trip, channel tables, validation."""
 
 import dataclasses
-import math
 
 #----------------------------------------------------------------------------
 # NVlabs channel formula: channels at resolution r = min(channel_base // r, channel_max).
@@ -10,9 +9,22 @@ def channel_table(resolutions, channel_base, channel_max):
     return {int(r): int(min(channel_base // r, channel_max)) for r in resolutions}
 
 def check_resolution(res, what='img_resolution'):
-    if not isinstance(res, int) or res < 4 or res > 1024 or 2 ** int(math.log2(res)) != res:
-        raise ValueError(f'{what} must be a power of two in 4..1024, got {res!r}')
-    return int(math.log2(res))
+    """log2(res) for a power of two in 4..1024, else ValueError."""
+    if type(res) is not int or res < 4 or res > 1024 or res & (res - 1):
+        raise ValueError(f'{what} must be a power of two in 4..1024, got {res!r:.40}')
+    return res.bit_length() - 1
+
+#----------------------------------------------------------------------------
+# The resolutions of a network's blocks, and where its float16 blocks start (NVlabs: the num_fp16_res highest
+# resolutions, never below 8). One definition for the networks, the loaders and the explorer.
+
+def block_resolutions(img_resolution):
+    """[4, 8, ..., img_resolution]: the synthesis blocks (D has the same, highest first, with 4 as its epilogue)."""
+    return [2 ** i for i in range(2, check_resolution(img_resolution) + 1)]
+
+def fp16_resolution(img_resolution, num_fp16_res):
+    """Blocks at this resolution and above run in float16 (when asked, on CUDA)."""
+    return max(2 ** (check_resolution(img_resolution) + 1 - num_fp16_res), 8)
 
 #----------------------------------------------------------------------------
 # JSON-friendly dict <-> dataclass. Channel tables have int keys, which JSON turns into strings.

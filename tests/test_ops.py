@@ -226,3 +226,12 @@ def test_filters_made_on_the_cpu_work_on_another_device():
     for impl in ('ref', 'fast'):
         assert ops.upsample2d(x, f, impl=impl).shape == (2, 3, 16, 16)
         assert ops.downsample2d(x, f, impl=impl).device.type == 'meta'
+
+
+@pytest.mark.parametrize('name', ['upfirdn2d', 'bias_act', 'conv2d_resample', 'modulated_conv2d', 'modulated_conv2d_bias_act'])
+def test_public_ops_document_every_argument(name):
+    import inspect
+    fn = getattr(ops, name)
+    doc = inspect.getdoc(fn) or ''
+    missing = [p for p in inspect.signature(fn).parameters if p not in doc]
+    assert doc and not missing, (name, missing)

@@ -21,8 +21,8 @@ import torch
 import stylegan2_lib as sg
 from stylegan2_lib import ops
 from stylegan2_lib.ops import cuda_build, cuda_ops
-from stylegan2_lib.ops.bias_act import _bias_act_ref
-from stylegan2_lib.ops.upfirdn2d import _upfirdn2d_ref, adjoint_config
+from stylegan2_lib.ops.bias_act import bias_act_ref
+from stylegan2_lib.ops.upfirdn2d import upfirdn2d_ref, adjoint_config
 
 ACTS = list(ops.activation_funcs)
 FIR = ops.setup_filter([1, 3, 3, 1])                                # the networks' 2-D resample filter
@@ -67,11 +67,11 @@ def test_cpu_tensors_take_pytorch_path_without_build(monkeypatch, fresh_build_st
             for kw in ({}, {'gain': 0.7, 'clamp': 0.5}):
                 got = ops.bias_act(x, b, act=act, impl='cuda', **kw)
                 assert torch.equal(got, fallback('bias_act')(x, b, act=act, **kw))
-                torch.testing.assert_close(got, _bias_act_ref(x, b, act=act, **kw), rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(got, bias_act_ref(x, b, act=act, **kw), rtol=1e-5, atol=1e-5)
         for f, up, down, pad in ((FIR, 2, 1, [2, 1, 2, 1]), (FIR, 1, 2, 1), (ASYM, 1, 1, [1, 0, -1, 2])):
             got = ops.upfirdn2d(x, f, up=up, down=down, padding=pad, impl='cuda')
             assert torch.equal(got, fallback('upfirdn2d')(x, f, up=up, down=down, padding=pad))
-            torch.testing.assert_close(got, _upfirdn2d_ref(x, f, up=up, down=down, padding=pad), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got, upfirdn2d_ref(x, f, up=up, down=down, padding=pad), rtol=1e-5, atol=1e-5)
     assert not cuda_build._state['tried']
 
 
@@ -115,12 +115,12 @@ def test_no_gpu_gives_one_warning_naming_the_reason(monkeypatch, fresh_build_sta
 def test_gradient_is_an_upfirdn2d(f, up, down, pad, flip):
     # adjoint_config's derivation (the kernel's and the fast path's gradient), checked with the reference op.
     x = rand(2, 3, 7, 6).requires_grad_()
-    y = _upfirdn2d_ref(x, f, up=up, down=down, padding=list(pad), flip_filter=flip, gain=1.7)
+    y = upfirdn2d_ref(x, f, up=up, down=down, padding=list(pad), flip_filter=flip, gain=1.7)
     dy = rand(*y.shape, seed=5)
     (dx,) = torch.autograd.grad(y, x, dy)
     cfg = (up, up, down, down, *pad, flip, 1.7)
     g = adjoint_config(cfg, x.shape[2:], y.shape[2:], f.shape[-1], f.shape[0])
-    got = _upfirdn2d_ref(dy, f, up=g[:2], down=g[2:4], padding=list(g[4:8]), flip_filter=g[8], gain=g[9])
+    got = upfirdn2d_ref(dy, f, up=g[:2], down=g[2:4], padding=list(g[4:8]), flip_filter=g[8], gain=g[9])
     torch.testing.assert_close(got, dx, rtol=1e-10, atol=1e-10)
 
 #----------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def ba_case(act, device, dtype=torch.float64, shape=(3, 6, 5, 4), seed=0, away=0
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32, torch.float16, torch.bfloat16])
 def test_bias_act_forward(kernel, act, gain, clamp, dtype):
     x, b = ba_case(act, kernel, dtype)
-    expected = _bias_act_ref(x.double(), b.double(), act=act, gain=gain, clamp=clamp).to(dtype)
+    expected = bias_act_ref(x.double(), b.double(), act=act, gain=gain, clamp=clamp).to(dtype)
     assert_close(ops.bias_act(x, b, act=act, gain=gain, clamp=clamp, impl='cuda'), expected)
 
 
@@ -184,15 +184,15 @@ def test_bias_act_layouts_and_dims(kernel, act):
     xl = x.contiguous(memory_format=torch.channels_last)
     got = ops.bias_act(xl, b, act=act, alpha=0.3, impl='cuda')
     assert got.is_contiguous(memory_format=torch.channels_last)
-    assert_close(got, _bias_act_ref(x, b, act=act, alpha=0.3))
+    assert_close(got, bias_act_ref(x, b, act=act, alpha=0.3))
     xt = x.transpose(1, 3)                                          # not dense in any memory format order
-    assert_close(ops.bias_act(xt, b, dim=3, act=act, impl='cuda'), _bias_act_ref(xt, b, dim=3, act=act))
+    assert_close(ops.bias_act(xt, b, dim=3, act=act, impl='cuda'), bias_act_ref(xt, b, dim=3, act=act))
     x2 = x.reshape(10, 18)                                          # FC layers: [N, C], dim 1; and dim 0
     assert_close(ops.bias_act(x2, b[:1].expand(18).contiguous(), act=act, impl='cuda'),
-                 _bias_act_ref(x2, b[:1].expand(18).contiguous(), act=act))
+                 bias_act_ref(x2, b[:1].expand(18).contiguous(), act=act))
     b0 = rand(10, seed=3, dtype=torch.float64).to(kernel)
-    assert_close(ops.bias_act(x2, b0, dim=0, act=act, impl='cuda'), _bias_act_ref(x2, b0, dim=0, act=act))
-    assert_close(ops.bias_act(x, None, act=act, clamp=0.5, impl='cuda'), _bias_act_ref(x, None, act=act, clamp=0.5))
+    assert_close(ops.bias_act(x2, b0, dim=0, act=act, impl='cuda'), bias_act_ref(x2, b0, dim=0, act=act))
+    assert_close(ops.bias_act(x, None, act=act, clamp=0.5, impl='cuda'), bias_act_ref(x, None, act=act, clamp=0.5))
 
 
 @pytest.mark.parametrize('act', ACTS)
@@ -200,7 +200,7 @@ def test_bias_act_layouts_and_dims(kernel, act):
 def test_bias_act_gradcheck(kernel, act, gain, clamp):
     x, b = ba_case(act, kernel, shape=(2, 3, 4, 3))
     if clamp is not None:       # put the clamp in the widest gap of |s| (finite differences straddle it otherwise)
-        s = _bias_act_ref(x, b, act=act, gain=gain).abs().flatten().sort().values
+        s = bias_act_ref(x, b, act=act, gain=gain).abs().flatten().sort().values
         lo, hi = len(s) // 4, len(s) * 3 // 4                   # some values clamped, most not
         i = lo + int((s[lo + 1: hi + 1] - s[lo: hi]).argmax())
         clamp = float(s[i] + s[i + 1]) / 2
@@ -245,7 +245,7 @@ UP_DOWN_PAD = [(1, 1, (0, 0, 0, 0)), (1, 1, (1, 2, 0, 1)), (2, 1, (2, 1, 2, 1)),
 def test_upfirdn2d_forward(kernel, f, up, down, pad, flip, gain):
     x = rand(2, 3, 9, 8, dtype=torch.float32, device=kernel)
     kw = dict(up=up, down=down, padding=list(pad), flip_filter=flip, gain=gain)
-    assert_close(ops.upfirdn2d(x, f, impl='cuda', **kw), _upfirdn2d_ref(x, f.to(kernel), **kw))
+    assert_close(ops.upfirdn2d(x, f, impl='cuda', **kw), upfirdn2d_ref(x, f.to(kernel), **kw))
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float16, torch.bfloat16])
@@ -258,11 +258,11 @@ def test_upfirdn2d_dtypes_and_layouts(kernel, dtype, channels_last):
                   (ASYM, dict(padding=[1, 0, -1, 2], flip_filter=True)), (FIR1D, dict(up=2, padding=[2, 1, 2, 1]))):
         got = ops.upfirdn2d(x, f, impl='cuda', **kw)
         assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
-        assert_close(got, _upfirdn2d_ref(x.double(), f.double().to(kernel), **kw).to(dtype))
+        assert_close(got, upfirdn2d_ref(x.double(), f.double().to(kernel), **kw).to(dtype))
     xt = rand(2, 8, 7, 5, dtype=dtype, device=kernel).permute(0, 3, 1, 2)   # any strides
     assert_close(ops.upfirdn2d(xt, FIR, down=2, padding=1, impl='cuda'),
-                 _upfirdn2d_ref(xt.double(), FIR.double().to(kernel), down=2, padding=1).to(dtype))
-    assert_close(ops.upfirdn2d(x, None, up=2, impl='cuda'), _upfirdn2d_ref(x, None, up=2))
+                 upfirdn2d_ref(xt.double(), FIR.double().to(kernel), down=2, padding=1).to(dtype))
+    assert_close(ops.upfirdn2d(x, None, up=2, impl='cuda'), upfirdn2d_ref(x, None, up=2))
 
 
 @pytest.mark.parametrize('f', [FIR, ASYM, ODD1D], ids=['fir', 'asym', 'odd1d'])
@@ -371,6 +371,14 @@ def test_emulation_int64_indexing(emulation_module, monkeypatch):
             assert_close(g, r)
         for xx in (x, x.contiguous(memory_format=torch.channels_last)):
             kw = dict(up=2, down=(1, 2), padding=[2, -1, 1, 3], flip_filter=True)
-            assert_close(ops.upfirdn2d(xx, ASYM.double(), impl='cuda', **kw), _upfirdn2d_ref(x, ASYM.double(), **kw))
+            assert_close(ops.upfirdn2d(xx, ASYM.double(), impl='cuda', **kw), upfirdn2d_ref(x, ASYM.double(), **kw))
     finally:
         emulation_module.set_force_int64(False)
+
+
+def test_cuda_activation_ids_are_the_kernel_enum():
+    # The ids travel with the activation table (ops.bias_act); the kernels number them in bias_act.h's enum.
+    import re
+    text = (cuda_build.SOURCE_DIR / 'bias_act.h').read_text()
+    names = [n.split('=')[0].strip().lower() for n in re.search(r'enum Act \{([^}]*)\}', text).group(1).split(',')]
+    assert {name: i for i, name in enumerate(names)} == {k: spec.cuda_id for k, spec in ops.activation_funcs.items()}

@@ -14,6 +14,7 @@ from .. import ops
 from ..discriminator import Discriminator, DiscriminatorConfig
 from ..generator import Generator, GeneratorConfig
 from ..layers import is_placeholder, uninitialised
+from ..netconfig import block_resolutions
 from .errors import CheckpointError
 from .limits import DEFAULT, check_config
 from .safe_pickle import ArraySpec, NamespaceRecord, Record
@@ -173,5 +174,4 @@ def take(path, kwargs, known, what):
 # Channel tables from tensor shapes, so any table (not just the NVlabs formula) loads.
 
 def generator_channels(state, img_resolution, weight_name):
-    res_list = [2 ** i for i in range(2, int(np.log2(img_resolution)) + 1)]
-    return {r: int(state[weight_name(r)].shape[0]) for r in res_list}
+    return {r: int(state[weight_name(r)].shape[0]) for r in block_resolutions(img_resolution)}

@@ -52,7 +52,7 @@ def _number(value, name, lo=-math.inf, hi=math.inf, optional=False):
         raise ValueError(f'{name} must be a finite number in [{lo}, {hi}], got {value!r:.40}')
 
 
-def _activation(value, name):
+def _check_activation(value, name):
     if not isinstance(value, str) or value not in ops.activation_funcs:
         raise ValueError(f'{name} {value!r:.40} is not one of {sorted(ops.activation_funcs)}')
 
@@ -79,8 +79,8 @@ def check_config(cfg, limits=DEFAULT):
     _int(cfg.num_fp16_res, 'num_fp16_res', 0, res.bit_length())
     _number(cfg.conv_clamp, 'conv_clamp', 0, optional=True)
     _filter(cfg.resample_filter)
-    _activation(cfg.activation, 'activation')
-    _activation(cfg.mapping_activation, 'mapping_activation')
+    _check_activation(cfg.activation, 'activation')
+    _check_activation(cfg.mapping_activation, 'mapping_activation')
     _number(cfg.mapping_lr_multiplier, 'mapping_lr_multiplier', 1e-8, 1e8)
     _optional_int(cfg.mapping_embed_features, 'mapping_embed_features', 1, limits.max_latent)
     _optional_int(cfg.mapping_layer_features, 'mapping_layer_features', 1, limits.max_latent)

@@ -12,7 +12,7 @@ import torch
 
 from ..discriminator import DiscriminatorConfig
 from ..generator import GeneratorConfig
-from ..netconfig import check_resolution
+from ..netconfig import block_resolutions
 from .common import Checkpoint, build_network, generator_channels, plain, take
 from .errors import CheckpointError
 from .safe_pickle import PersistentRecord
@@ -117,7 +117,6 @@ def generator_from_record(path, label, rec):
     try:
         state = flatten_state(rec)
         res = int(kwargs['img_resolution'])
-        log2 = check_resolution(res)
         cfg = GeneratorConfig(
             z_dim                  = int(kwargs['z_dim']),
             c_dim                  = int(kwargs.get('c_dim', 0)),
@@ -125,7 +124,7 @@ def generator_from_record(path, label, rec):
             img_resolution         = res,
             img_channels           = int(kwargs.get('img_channels', 3)),
             channels               = generator_channels(state, res, lambda r: f'synthesis.b{r}.conv1.weight'),
-            num_fp16_res           = _num_fp16_res(synth, rec, 'synthesis.', [2 ** i for i in range(3, log2 + 1)]),
+            num_fp16_res           = _num_fp16_res(synth, rec, 'synthesis.', block_resolutions(res)[1:]),
             conv_clamp             = _option(synth, 'conv_clamp', rec, 'synthesis.b4.conv1', None),
             architecture           = synth.get('architecture', 'skip'),
             resample_filter        = tuple(synth.get('resample_filter', (1, 3, 3, 1))),
@@ -151,7 +150,7 @@ def discriminator_from_record(path, label, rec):
     try:
         state = flatten_state(rec)
         res = int(kwargs['img_resolution'])
-        resolutions = [2 ** i for i in range(3, check_resolution(res) + 1)]
+        resolutions = block_resolutions(res)[1:]
         channels = {r: int(state[f'b{r}.conv0.weight'].shape[0]) for r in resolutions}
         channels[4] = int(state['b4.conv.weight'].shape[0])
         cfg = DiscriminatorConfig(

@@ -11,13 +11,13 @@ three-step form (tests check this).
 
 import torch.nn.functional as F
 
-from .upfirdn2d import upfirdn2d, filter_size, _parse_padding
+from .upfirdn2d import upfirdn2d, filter_size, parse_padding
 from .registry import register_impl, resolve
 
 #----------------------------------------------------------------------------
 # conv2d / conv_transpose2d with grouped weights and optional flip.
 
-def _conv2d(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
+def plain_conv2d(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
     if not flip_weight:
         w = w.flip([2, 3])
     if transpose:
@@ -30,7 +30,7 @@ def _conv2d(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=Tr
 
 def resample_padding(f, up, down, padding):
     fw, fh = filter_size(f)
-    px0, px1, py0, py1 = _parse_padding(padding)
+    px0, px1, py0, py1 = parse_padding(padding)
     if up > 1:
         px0 += (fw + up - 1) // 2
         px1 += (fw - up) // 2
@@ -60,7 +60,7 @@ def transposed_paddings(padding, kw, kh, up):
 #----------------------------------------------------------------------------
 # Reference path.
 
-def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
+def conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
     assert x.ndim == 4 and w.ndim == 4                            # [NCHW], [OIkk]
     assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
     out_channels, in_per_group, kh, kw = w.shape
@@ -70,17 +70,17 @@ def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_w
     # 1x1 kernel, downsampling only: filter + subsample first, then the (cheap) 1x1 conv.
     if kw == 1 and kh == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-        return _conv2d(x, w, groups=groups, flip_weight=flip_weight)
+        return plain_conv2d(x, w, groups=groups, flip_weight=flip_weight)
 
     # 1x1 kernel, upsampling only: conv first, then upsample.
     if kw == 1 and kh == 1 and up > 1 and down == 1:
-        x = _conv2d(x, w, groups=groups, flip_weight=flip_weight)
+        x = plain_conv2d(x, w, groups=groups, flip_weight=flip_weight)
         return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
 
     # Downsampling only: FIR filter, then strided conv.
     if down > 1 and up == 1:
         x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-        return _conv2d(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+        return plain_conv2d(x, w, stride=down, groups=groups, flip_weight=flip_weight)
 
     # Upsampling: transposed strided conv (zero insertion + conv in one), then the FIR filter.
     if up > 1:
@@ -91,7 +91,7 @@ def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_w
             w = w.transpose(1, 2)
             w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
         conv_padding, fir_padding = transposed_paddings((px0, px1, py0, py1), kw, kh, up)
-        x = _conv2d(x, w, stride=up, padding=conv_padding, groups=groups, transpose=True, flip_weight=not flip_weight)
+        x = plain_conv2d(x, w, stride=up, padding=conv_padding, groups=groups, transpose=True, flip_weight=not flip_weight)
         x = upfirdn2d(x, f, padding=fir_padding, gain=up ** 2, flip_filter=flip_filter)
         if down > 1:
             x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
@@ -99,20 +99,36 @@ def _conv2d_resample_ref(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_w
 
     # No resampling, symmetric padding: plain conv2d.
     if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
-        return _conv2d(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+        return plain_conv2d(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
 
     # General case: the three-step definition.
     x = upfirdn2d(x, (f if up > 1 else None), up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
-    x = _conv2d(x, w, groups=groups, flip_weight=flip_weight)
+    x = plain_conv2d(x, w, groups=groups, flip_weight=flip_weight)
     if down > 1:
         x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
     return x
 
-register_impl('conv2d_resample', 'ref', _conv2d_resample_ref)
+register_impl('conv2d_resample', 'ref', conv2d_resample_ref)
 
 #----------------------------------------------------------------------------
 # Public function.
 
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False, impl=None):
+    """2D convolution with optional FIR upsampling before it and downsampling after it (NVlabs `conv2d_resample`).
+
+    Args:
+        x:            [batch, in_channels, in_height, in_width].
+        w:            [out_channels, in_channels // groups, kernel_height, kernel_width], x's dtype.
+        f:            the FIR filter (setup_filter's layout), or None for up == down == 1.
+        up, down:     integer up/downsampling factors (the upsampling keeps the mean: gain up ** 2).
+        padding:      padding of the convolution, int or [x0, x1, y0, y1]; the FIR's own padding is added.
+        groups:       as in torch.nn.functional.conv2d.
+        flip_weight:  True = correlation (what conv2d computes), False = true convolution.
+        flip_filter:  flip the FIR filter (correlation instead of convolution).
+        impl:         'ref', 'fast' or None (the default).
+
+    Returns:
+        [batch, out_channels, in_height * up // down, in_width * up // down] (for padding = kernel_size // 2).
+    """
     return resolve('conv2d_resample', impl)(x, w, f=f, up=up, down=down, padding=padding, groups=groups,
                                             flip_weight=flip_weight, flip_filter=flip_filter)

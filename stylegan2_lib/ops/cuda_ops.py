@@ -20,11 +20,10 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import cuda_build
-from .bias_act import _activation
+from .bias_act import resolve_act_args
 from .registry import available_impls, register_impl, resolve
-from .upfirdn2d import _parse_padding, _parse_scaling, adjoint_config
+from .upfirdn2d import parse_padding, parse_scaling, adjoint_config
 
-ACTS = ('linear', 'relu', 'lrelu', 'tanh', 'sigmoid', 'elu', 'selu', 'softplus', 'swish')   # ids of bias_act.h
 PIECEWISE_LINEAR = ('linear', 'relu', 'lrelu')          # act'' = 0
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -101,16 +100,13 @@ class _BiasActGrad(torch.autograd.Function):
 
 
 def _bias_act_cuda(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):
-    spec = _activation(act)
+    spec, alpha_, gain_, clamp_ = resolve_act_args(act, alpha, gain, clamp)
     usable = (_on_kernel_device(x, b) and (b is None or (b.dtype == x.dtype and b.device == x.device and b.ndim == 1
                                                          and 0 <= dim < x.ndim and b.shape[0] == x.shape[dim])))
     ext = _extension() if usable else None
     if ext is None:
         return _fallback('bias_act')(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
-    alpha = float(alpha if alpha is not None else spec.def_alpha)
-    gain = float(gain if gain is not None else spec.def_gain)
-    clamp = float(clamp if clamp is not None else -1)
-    cfg = (ext, dim, ACTS.index(act), alpha, gain, clamp, act)
+    cfg = (ext, dim, spec.cuda_id, alpha_, gain_, clamp_, act)
     y = _BiasAct.apply(x, b, cfg)
     assert y.shape == x.shape, (tuple(y.shape), tuple(x.shape))
     return y
@@ -143,9 +139,9 @@ class _Upfirdn2d(torch.autograd.Function):
 def _upfirdn2d_cuda(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    upx, upy = _parse_scaling(up)
-    downx, downy = _parse_scaling(down)
-    px0, px1, py0, py1 = _parse_padding(padding)
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    px0, px1, py0, py1 = parse_padding(padding)
     fw, fh = int(f.shape[-1]), int(f.shape[0])
     usable = (x.ndim == 4 and f.ndim in (1, 2) and _on_kernel_device(x) and f.is_floating_point()
               and not (f.requires_grad and torch.is_grad_enabled())

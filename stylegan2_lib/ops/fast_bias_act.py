@@ -12,20 +12,10 @@ place, so only one new tensor is allocated. With autograd every step is an ordin
 import torch
 import torch.nn.functional as F
 
-from .bias_act import _activation
+from .bias_act import activation_spec, resolve_act_args
 from .registry import register_impl
 
 HOMOGENEOUS = ('linear', 'relu', 'lrelu')   # act(g * v) = g * act(v) for g > 0
-
-#----------------------------------------------------------------------------
-# Resolve alpha / gain / clamp the way the reference does (None = the activation's defaults, no clamp).
-
-def resolve_act_args(act, alpha, gain, clamp):
-    spec = _activation(act)
-    alpha = float(alpha if alpha is not None else spec.def_alpha)
-    gain = float(gain if gain is not None else spec.def_gain)
-    clamp = float(clamp if clamp is not None else -1)
-    return spec, alpha, gain, clamp
 
 def folds_gain(act, gain):
     return act in HOMOGENEOUS and gain > 0
@@ -43,7 +33,7 @@ def act_gain_clamp(x, act, alpha, post_gain, clamp, inplace):
     elif act == 'relu':
         x = F.relu(x, inplace=inplace)
     elif act != 'linear':
-        x = _activation(act).func(x, alpha)
+        x = activation_spec(act).func(x, alpha)
         inplace = not needs_autograd(x)         # a fresh tensor now
     if post_gain != 1:
         x = x.mul_(post_gain) if inplace else x * post_gain

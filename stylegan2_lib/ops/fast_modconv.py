@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from .common import autocast_off
-from .fast_bias_act import act_gain_clamp, folds_gain, needs_autograd, resolve_act_args
+from .bias_act import resolve_act_args
+from .fast_bias_act import act_gain_clamp, folds_gain, needs_autograd
 from .conv2d_resample import resample_padding
-from .fast_resample import _channels_last, conv2d_up
-from .modconv_act import _modulated_conv2d_bias_act_ref
+from .fast_resample import channels_last, conv2d_up
+from .modconv_act import modulated_conv2d_bias_act_ref
 from .registry import register_impl, resolve, selected_impl
 
 #----------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def _modulated_conv2d_bias_act_fast(x, weight, styles, bias=None, noise=None, up
     assert x.ndim == 4 and x.shape[1] == in_channels              # [NIHW]
     assert styles.shape == (N, in_channels), (tuple(styles.shape), N, in_channels)
     if not _supported(x, up, down, padding, resample_filter):
-        return _modulated_conv2d_bias_act_ref(x, weight, styles, bias=bias, noise=noise, up=up, down=down,
+        return modulated_conv2d_bias_act_ref(x, weight, styles, bias=bias, noise=noise, up=up, down=down,
                                               padding=padding, resample_filter=resample_filter, demodulate=demodulate,
                                               flip_weight=flip_weight, fused_modconv=fused_modconv, act=act,
                                               alpha=alpha, gain=gain, clamp=clamp)
@@ -191,7 +192,7 @@ def _modulated_conv2d_bias_act_fast(x, weight, styles, bias=None, noise=None, up
     post_gain = 1.0 if folds_gain(act, gain) else gain
 
     dtype = x.dtype
-    x = _channels_last(x)
+    x = channels_last(x)
     styles = styles.to(dtype)
     w = weight.to(dtype)
     if up == 1 and not flip_weight:

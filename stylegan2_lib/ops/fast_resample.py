@@ -16,15 +16,15 @@ import torch.nn.functional as F
 
 from .bias_act import bias_act
 from .common import autocast_off
-from .conv2d_resample import _conv2d, _conv2d_resample_ref, resample_padding, transposed_paddings
+from .conv2d_resample import plain_conv2d, conv2d_resample_ref, resample_padding, transposed_paddings
 from .fast_bias_act import needs_autograd
 from .registry import register_impl, resolve, selected_impl
-from .upfirdn2d import _parse_padding, _parse_scaling, _upfirdn2d_ref, adjoint_config
+from .upfirdn2d import parse_padding, parse_scaling, upfirdn2d_ref, adjoint_config
 
 #----------------------------------------------------------------------------
 # Channels-last (NHWC): the layout of oneDNN's fast convolution and depthwise kernels on CPU.
 
-def _channels_last(x):
+def channels_last(x):
     return x.contiguous(memory_format=torch.channels_last)
 
 #----------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def _fir_pass(x, f, cfg, bias=None):
     dtype = x.dtype
     compute = torch.float32 if (dtype == torch.bfloat16 and x.device.type == 'cpu' and max(upx, upy) > 1) else dtype
     with autocast_off(x.device):
-        y = _fir_conv(_channels_last(x.to(compute)), g, (upy, upx), (downy, downx), (py0, py1, px0, px1),
+        y = _fir_conv(channels_last(x.to(compute)), g, (upy, upx), (downy, downx), (py0, py1, px0, px1),
                       bias=None if bias is None else bias.to(compute))
     return y.to(dtype)
 
@@ -106,11 +106,11 @@ def upfirdn2d_fast(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, bia
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     assert f.ndim in (1, 2)
-    upx, upy = _parse_scaling(up)
-    downx, downy = _parse_scaling(down)
-    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    padx0, padx1, pady0, pady1 = parse_padding(padding)
     if max(upx, upy) > 1 and max(downx, downy) > 1:
-        x = _upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+        x = upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
         return x if bias is None else x + bias.reshape(1, -1, 1, 1)
     cfg = (upx, upy, downx, downy, padx0, padx1, pady0, pady1, bool(flip_filter), float(gain))
     if needs_autograd(x, bias) and not needs_autograd(f):
@@ -143,7 +143,7 @@ def conv2d_up(x, w, f, up=2, padding=0, flip_weight=True, flip_filter=False, bia
     assert x.ndim == 4 and wt.ndim == 4 and x.shape[1] == wt.shape[0]
     kh, kw = wt.shape[2:]
     conv_padding, fir_padding = transposed_paddings(resample_padding(f, up, 1, padding), kw, kh, up)
-    x = _conv2d(x, wt, stride=up, padding=conv_padding, transpose=True, flip_weight=not flip_weight)
+    x = plain_conv2d(x, wt, stride=up, padding=conv_padding, transpose=True, flip_weight=not flip_weight)
     return fir(x, f, padding=fir_padding, gain=up ** 2, flip_filter=flip_filter, bias=bias)
 
 #----------------------------------------------------------------------------
@@ -156,23 +156,23 @@ def _conv2d_resample_fast(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_
     assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
     kh, kw = w.shape[2:]
     if up > 1 and (down > 1 or groups != 1):
-        return _conv2d_resample_ref(x, w, f=f, up=up, down=down, padding=padding, groups=groups,
+        return conv2d_resample_ref(x, w, f=f, up=up, down=down, padding=padding, groups=groups,
                                     flip_weight=flip_weight, flip_filter=flip_filter)
-    x = _channels_last(x)
+    x = channels_last(x)
     if up > 1:
         return conv2d_up(x, w, f, up=up, padding=padding, flip_weight=flip_weight, flip_filter=flip_filter)
     px0, px1, py0, py1 = resample_padding(f, up, down, padding)
     if down > 1 and kw == 1 and kh == 1:
         # 1x1 kernel: filter + subsample first, then the (cheap) 1x1 conv.
         x = fir(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-        return _conv2d(x, w, groups=groups, flip_weight=flip_weight)
+        return plain_conv2d(x, w, groups=groups, flip_weight=flip_weight)
     if down > 1:
         # FIR filter, then strided conv.
         x = fir(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-        return _conv2d(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+        return plain_conv2d(x, w, stride=down, groups=groups, flip_weight=flip_weight)
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
-        return _conv2d(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
-    return _conv2d_resample_ref(x, w, f=f, up=up, down=down, padding=padding, groups=groups,
+        return plain_conv2d(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+    return conv2d_resample_ref(x, w, f=f, up=up, down=down, padding=padding, groups=groups,
                                 flip_weight=flip_weight, flip_filter=flip_filter)
 
 register_impl('conv2d_resample', 'fast', _conv2d_resample_fast)

@@ -25,7 +25,7 @@ def normalize_2nd_moment(x, dim=1, eps=1e-8):
 #----------------------------------------------------------------------------
 # Reference path.
 
-def _modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
+def modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
                           demodulate=True, flip_weight=True, fused_modconv=True):
     N = x.shape[0]
     out_channels, in_channels, kh, kw = weight.shape
@@ -64,13 +64,32 @@ def _modulated_conv2d_ref(x, weight, styles, noise=None, up=1, down=1, padding=0
         x = x + noise.to(x.dtype)
     return x
 
-register_impl('modulated_conv2d', 'ref', _modulated_conv2d_ref)
+register_impl('modulated_conv2d', 'ref', modulated_conv2d_ref)
 
 #----------------------------------------------------------------------------
 # Public function.
 
 def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
                      demodulate=True, flip_weight=True, fused_modconv=True, impl=None):
+    """StyleGAN2's modulated convolution (Karras et al. 2020, Eq. 1-3; NVlabs `modulated_conv2d`).
+
+    Args:
+        x:                [batch, in_channels, height, width].
+        weight:           [out_channels, in_channels, kernel_height, kernel_width].
+        styles:           [batch, in_channels]: the per-sample scales of the input channels (Eq. 1).
+        noise:            added to the output: [batch or 1, 1, out_height, out_width] or [out_height, out_width]
+                          (already times its strength), or None.
+        up, down:         integer resampling factors (conv2d_resample), with `resample_filter`.
+        padding:          padding of the convolution.
+        demodulate:       divide each output channel by its weights' norm (Eq. 3); False for ToRGB.
+        flip_weight:      False for the upsampling layers (NVlabs).
+        fused_modconv:    one grouped convolution with per-sample weights (True) or activation scaling around a
+                          shared convolution (False): the same result.
+        impl:             'ref', 'fast' or None (the default).
+
+    Returns:
+        [batch, out_channels, height * up // down, width * up // down].
+    """
     return resolve('modulated_conv2d', impl)(x, weight, styles, noise=noise, up=up, down=down, padding=padding,
                                              resample_filter=resample_filter, demodulate=demodulate,
                                              flip_weight=flip_weight, fused_modconv=fused_modconv)

@@ -14,14 +14,14 @@ from .registry import register_impl, resolve
 #----------------------------------------------------------------------------
 # Normalise the (padx0, padx1, pady0, pady1) and (x, y) argument forms.
 
-def _parse_scaling(scaling):
+def parse_scaling(scaling):
     if isinstance(scaling, int):
         scaling = [scaling, scaling]
     sx, sy = scaling
     assert sx >= 1 and sy >= 1
     return int(sx), int(sy)
 
-def _parse_padding(padding):
+def parse_padding(padding):
     if isinstance(padding, int):
         padding = [padding, padding]
     if len(padding) == 2:
@@ -42,6 +42,8 @@ def filter_size(f):
 # `resample_filter` buffers), normalised to sum 1 and scaled by `gain`.
 
 def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
+    """A FIR filter for upfirdn2d from its taps: [1, 3, 3, 1] -> the 2D outer product [4, 4] (or the 1D taps
+    when separable=True), normalised to sum 1 and times `gain`, float32. None -> the identity [[1]]."""
     # Built on the CPU even under a `with torch.device(...)` (a network built on the meta device still needs
     # these few taps), then moved to `device` when one is given.
     if f is None:
@@ -65,15 +67,15 @@ def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, sepa
 #----------------------------------------------------------------------------
 # Reference path: zero-insert, pad/crop, depthwise conv2d with the flipped filter, subsample.
 
-def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     assert x.ndim == 4                                            # [NCHW]
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     assert f.ndim in (1, 2)
     N, C, H, W = x.shape
-    upx, upy = _parse_scaling(up)
-    downx, downy = _parse_scaling(down)
-    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    padx0, padx1, pady0, pady1 = parse_padding(padding)
 
     # Upsample by inserting upx-1 / upy-1 zeros after every sample.
     x = x.reshape([N, C, H, 1, W, 1])
@@ -98,7 +100,7 @@ def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
 
     return x[:, :, ::downy, ::downx]
 
-register_impl('upfirdn2d', 'ref', _upfirdn2d_ref)
+register_impl('upfirdn2d', 'ref', upfirdn2d_ref)
 
 #----------------------------------------------------------------------------
 # The gradient of upfirdn2d w.r.t. x, as the configuration of another upfirdn2d (the CUDA kernel and the
@@ -124,13 +126,31 @@ def adjoint_config(cfg, in_hw, out_hw, fw, fh):
 # Public function.
 
 def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=None):
+    """Pad, upsample, filter and downsample a batch of 2D images (NVlabs `upfirdn2d`).
+
+    1. Upsample by inserting up - 1 zeros after each pixel (`up`: int or [x, y]).
+    2. Pad with zeros, or crop where `padding` is negative (int, [x, y] or [x0, x1, y0, y1]).
+    3. Convolve with the FIR filter `f` (true convolution; correlation with flip_filter=True), times `gain`.
+    4. Downsample by keeping every `down`-th pixel (int or [x, y]).
+
+    Args:
+        x:           float tensor [batch, channels, in_height, in_width] (any layout).
+        f:           float32 filter, [filter_height, filter_width] (non-separable), [filter_taps] (separable,
+                     applied along both axes), or None (identity); see setup_filter().
+        gain:        overall scale; the filter is multiplied by gain ** (f.ndim / 2) per axis.
+        impl:        'ref', 'fast', 'cuda' or None (the default for x's device: ops.selected_impl).
+
+    Returns:
+        [batch, channels, out_height, out_width], out = (in * up + pad0 + pad1 - filter_size + down) // down.
+    """
     return resolve('upfirdn2d', impl, x.device)(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
 #----------------------------------------------------------------------------
 # Filter without resampling, keeping the size ("same" padding).
 
 def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl=None):
-    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    """Filter x [N, C, H, W] with `f` (setup_filter's layout), keeping the size; `padding` adds to that."""
+    padx0, padx1, pady0, pady1 = parse_padding(padding)
     fw, fh = filter_size(f)
     p = [padx0 + fw // 2, padx1 + (fw - 1) // 2, pady0 + fh // 2, pady1 + (fh - 1) // 2]
     return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
@@ -140,8 +160,10 @@ def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl=None):
 # gain up**2 keeps the mean intensity (zero insertion divides it by up**2).
 
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):
-    upx, upy = _parse_scaling(up)
-    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    """x [N, C, H, W] -> [N, C, H * up, W * up]: zero insertion and the filter `f`, padded so the output is
+    the input's size times `up`, with gain up**2 to keep the mean (zero insertion divides it by up**2)."""
+    upx, upy = parse_scaling(up)
+    padx0, padx1, pady0, pady1 = parse_padding(padding)
     fw, fh = filter_size(f)
     p = [
         padx0 + (fw + upx - 1) // 2,
@@ -155,8 +177,9 @@ def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):
 # 2x (or `down`x) downsampling after low-pass filtering.
 
 def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl=None):
-    downx, downy = _parse_scaling(down)
-    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    """x [N, C, H, W] -> [N, C, H // down, W // down]: the low-pass filter `f`, then every `down`-th pixel."""
+    downx, downy = parse_scaling(down)
+    padx0, padx1, pady0, pady1 = parse_padding(padding)
     fw, fh = filter_size(f)
     p = [
         padx0 + (fw - downx + 1) // 2,
