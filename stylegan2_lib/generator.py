@@ -142,13 +142,12 @@ class MappingNetwork(torch.nn.Module):
 # One resolution of the synthesis network: [conv0 (up 2)], conv1, torgb; adds to the upsampled image.
 
 class SynthesisBlock(torch.nn.Module):
-    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, use_fp16=False,
+    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, use_fp16=False,
                  conv_clamp=None, resample_filter=(1, 3, 3, 1), use_noise=True, activation='lrelu'):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.resolution = resolution
-        self.is_last = is_last
         self.use_fp16 = use_fp16
         self.channels_last = False      # NHWC convolution inputs (set by the trainer on CUDA; not saved)
         self.register_buffer('resample_filter', ops.setup_filter(list(resample_filter)))
@@ -213,7 +212,6 @@ class SynthesisNetwork(torch.nn.Module):
                 w_dim           = cfg.w_dim,
                 resolution      = res,
                 img_channels    = cfg.img_channels,
-                is_last         = (res == cfg.img_resolution),
                 use_fp16        = (res >= cfg.fp16_resolution),
                 conv_clamp      = cfg.conv_clamp,
                 resample_filter = cfg.resample_filter,

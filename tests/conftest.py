@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference cases copied from shared/reference (see tests/data/*/README.md)."""
+"""Shared fixtures: the reference cases in tests/data (how they were made: tests/data/*/README.md), photos and fakes."""
 
 import os
 from pathlib import Path

@@ -190,6 +190,13 @@ def _other_resolution(tmp_path):
     return path
 
 
+def _z_ne_w(tmp_path):
+    path = tmp_path / 'z-ne-w.safetensors'
+    torch.manual_seed(0)
+    sg.save(path, G_ema=sg.Generator(z_dim=8, w_dim=16, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=1))
+    return path
+
+
 @pytest.mark.parametrize('case', ['resolution', 'architecture', 'format', 'missing', 'extension', 'width', 'seeds', 'no-generator'])
 def test_blend_bad_inputs(capsys, tmp_path, tiny32_ck, tiny32_high, case):
     outdir = tmp_path / 'out'
@@ -204,8 +211,10 @@ def test_blend_bad_inputs(capsys, tmp_path, tiny32_ck, tiny32_high, case):
         high = ['--high', other]
         words = [str(TINY32), str(other), 'img_resolution differs (low 32, high 16)']
     elif case == 'format':
-        out = outdir / 'blend.pt'                            # tiny32's channel table is not rosinality's
-        words = [str(out), 'channel table', "not rosinality's"]
+        out = outdir / 'blend.pt'                            # rosinality's Generator has z_dim == w_dim
+        low = _z_ne_w(tmp_path)
+        high, extra = ['--high', low], ['--resolution', 4]
+        words = [str(out), 'z_dim differs from w_dim']
     elif case == 'missing':
         low = tmp_path / 'missing.pkl'
         words = [str(low), 'no such file']
@@ -286,7 +295,8 @@ def test_convert_bad_inputs(capsys, tmp_path, case):
     outdir = tmp_path / 'out'
     src, out = TINY32, outdir / 'x.pt'
     if case == 'rosinality-table':
-        words = [str(out), 'channel table', "not rosinality's"]
+        src = _z_ne_w(tmp_path)                               # a network rosinality's layout cannot hold
+        words = [str(out), 'z_dim differs from w_dim']
     elif case == 'extension':
         out = outdir / 'x.ckpt'
         words = [str(out), 'cannot tell the format']

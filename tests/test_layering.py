@@ -9,14 +9,17 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / 'stylegan2_lib'
 
+# The layers, as the README's "Imports point one way" paragraph lists them (test_readme_lists_the_layers).
 LAYERS = {
-    'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0, 'devices': 0,
-    'layers': 1, 'images': 1, 'data': 1,
+    'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0, 'devices': 0, 'downloads': 0,
+    'layers': 1, 'images': 1, 'data': 1, 'align': 1,
     'generator': 2,
     'discriminator': 3,
-    'checkpoints': 4, 'blend': 4, 'perceptual': 4, 'downloads': 0, 'project': 5, 'train': 5, 'align': 1, 'stylize': 6, 'cli_photo': 6, 'doctor': 6,
-    'summary': 5, 'blend_views': 5, 'notebook': 5, 'explorer': 6,
-    'cli': 6, '__main__': 7, '__init__': 8,
+    'checkpoints': 4, 'blend': 4, 'perceptual': 4,
+    'project': 5, 'train': 5, 'summary': 5, 'blend_views': 5, 'notebook': 5,
+    'stylize': 6, 'cli_photo': 6, 'doctor': 6, 'explorer': 6, 'cli': 6,
+    '__main__': 7,
+    '__init__': 8,
 }
 
 
@@ -26,14 +29,20 @@ def _top(module_path):
 
 
 def _imported_tops(path):
-    tree = ast.parse(path.read_text())
-    here = path.relative_to(PKG).parts
+    return _imports(path.read_text(), path.relative_to(PKG).parts)
+
+
+def _imports(source, here):
+    """(top-level module, line) of every package import in `source`, the file at `here` (its path parts)."""
+    tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level > 0:
             base = list(here[:-1])[: len(here) - node.level] if node.level > 1 else list(here[:-1])
             target = base + (node.module.split('.') if node.module else [])
-            if not target:  # `from . import x` at the package root
-                target = [node.names[0].name]
+            if not target:  # `from . import a, b` at the package root: every name is a module
+                for alias in node.names:
+                    yield alias.name, node.lineno
+                continue
             yield target[0], node.lineno
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith('stylegan2_lib.'):
             yield node.module.split('.')[1], node.lineno
@@ -60,3 +69,20 @@ def test_import_has_no_side_effects():
             'assert (torch.get_default_dtype(), torch.get_num_threads()) == before; '
             "assert not any(m.startswith('torch.utils.cpp_extension') for m in sys.modules if m not in ()), 'compiled at import'")
     subprocess.run([sys.executable, '-c', code], check=True, cwd=PKG.parent)
+
+
+def test_readme_lists_the_layers():
+    text = (PKG.parent / 'README.md').read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith('Layers, lowest first:'))
+    listed = {}
+    for level, group in enumerate(line.split(':', 1)[1].rstrip('.').split(';')):
+        for name in group.split(','):
+            listed[name.strip().strip('`')] = level
+    assert listed == LAYERS
+
+
+def test_every_name_of_a_package_import_is_checked():
+    # `from . import a, b` must yield b too (it once yielded a alone).
+    assert [n for n, _ in _imports('from . import images, checkpoints', ('cli.py',))] == ['images', 'checkpoints']
+    assert [n for n, _ in _imports('from .. import files, layers', ('train', 'loop.py'))] == ['files', 'layers']
+    assert [n for n, _ in _imports('from .common import x', ('ops', 'fast_modconv.py'))] == ['ops']

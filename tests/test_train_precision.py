@@ -287,3 +287,10 @@ def test_train_device_auto_and_cuda_without_a_gpu(monkeypatch):
     with pytest.raises(TrainingError, match='--device cuda: CUDA is not available here'):
         loop._device(opts('cuda'), Ranks())
     assert build_parser().parse_args(['train', '--data', 'd', '--outdir', 'o', '--device', 'auto']).device == 'auto'
+
+
+def test_options_from_dict_refuses_unknown_keys():
+    d = TrainOptions(data='d', outdir='o').to_dict()
+    assert TrainOptions.from_dict(d) == TrainOptions(data='d', outdir='o')
+    with pytest.raises(TrainingError, match=r"unknown training option\(s\) \['lr_schedule'\]"):
+        TrainOptions.from_dict({**d, 'lr_schedule': 'cosine'})

@@ -17,7 +17,7 @@ from ..layers import is_placeholder, uninitialised
 from ..netconfig import block_resolutions
 from .errors import CheckpointError
 from .limits import DEFAULT, check_config
-from .safe_pickle import ArraySpec, NamespaceRecord, Record
+from .safe_pickle import ArraySpec, NamespaceRecord
 
 #----------------------------------------------------------------------------
 
@@ -159,9 +159,6 @@ def plain(obj, depth=0):
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return f'<{type(obj).__name__}>'
-
-def as_record(obj):
-    return Record(obj) if isinstance(obj, dict) else Record()
 
 def take(path, kwargs, known, what):
     """Refuse options this library does not implement, rather than building a different network."""

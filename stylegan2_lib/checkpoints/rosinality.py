@@ -219,8 +219,12 @@ def _check_generator(label, cfg):
             raise ExportError(f"{label}: rosinality's Generator cannot hold this network: {why}")
     cm = channel_multiplier(cfg.channels, cfg.img_resolution)
     if cm is None:
-        raise ExportError(f'{label}: channel table {dict(sorted(cfg.channels.items()))} is not rosinality\'s '
-                          f'(4..32: 512, 64: 256*cm, 128: 128*cm, ...) for any channel_multiplier; export to .safetensors instead')
+        # The file format does not fix the table (forks of their code use others, and this library reads any):
+        # write it, and say that their own model.py cannot build it.
+        warnings.warn(f'{label}: channel table {dict(sorted(cfg.channels.items()))} is not rosinality\'s (4..32: 512, '
+                      '64: 256*cm, 128: 128*cm, ...) for any channel_multiplier: the .pt is written (args["channels"] '
+                      'holds the table, which stylegan2_lib reads back), but their model.py builds its own table and '
+                      'will not load it; a fork built with this table will')
     if cfg.conv_clamp is not None:
         warnings.warn(f'{label}: rosinality networks have no conv_clamp; the exported network runs without the clamp at {cfg.conv_clamp}')
     return cm
@@ -229,12 +233,12 @@ def _check_discriminator(label, cfg, cm):
     if cfg.c_dim != 0 or cfg.mbstd_group_size != 4 or cfg.mbstd_num_channels != 1 or cfg.resample_filter != (1, 3, 3, 1):
         raise ExportError(f"{label}: rosinality's Discriminator cannot hold this network (it must be unconditional, "
                           'minibatch-stddev group 4 with 1 channel, [1,3,3,1] filter)')
-    if channel_multiplier(cfg.channels, cfg.img_resolution) != cm:
+    if cm is not None and channel_multiplier(cfg.channels, cfg.img_resolution) != cm:
         raise ExportError(f'{label}: channel table {dict(sorted(cfg.channels.items()))} does not match the generator\'s '
                           f'rosinality channel_multiplier {cm}')
 
 def rosinality_state(net):
-    """Their state_dict of a Generator or Discriminator (no validation: see export_rosinality_bytes)."""
+    """Their state_dict of a Generator or Discriminator (no validation: rosinality_bytes checks first)."""
     is_g = isinstance(net, Generator)
     rules = generator_rules(net.cfg) if is_g else discriminator_rules(net.cfg)
     kernels = generator_kernels(net.cfg) if is_g else discriminator_kernels(net.cfg)
@@ -261,6 +265,8 @@ def rosinality_bytes(G=None, D=None, G_ema=None, meta=None):
     # not load with torch.load(weights_only=True)).
     data['args'] = {'size': cfg.img_resolution, 'latent': cfg.w_dim, 'n_mlp': cfg.mapping_layers,
                     'channel_multiplier': cm, 'arch': 'stylegan2'}
+    if cm is None:
+        data['args']['channels'] = dict(sorted(cfg.channels.items()))
     if meta and meta.get('augment_p') is not None:
         data['ada_aug_p'] = float(meta['augment_p'])
     buf = io.BytesIO()

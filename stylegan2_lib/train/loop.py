@@ -14,7 +14,7 @@ import itertools
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -88,54 +88,81 @@ def batches(dataset, opts, start_nimg, device, ranks=distributed.Ranks()):
 def _trainable(opt):
     return [p for group in opt.param_groups for p in group['params']] if opt is not None else []
 
+class PhaseResult(NamedTuple):
+    """What a phase computes: the per-sample loss it backpropagates and the per-sample statistic it reports."""
+    loss: torch.Tensor
+    stat: torch.Tensor
+
 class Stepper:
     def __init__(self, loss, opt_G, opt_D, z_dim, opts, ada=None, ranks=distributed.Ranks()):
         self.loss, self.opt_G, self.opt_D, self.z_dim, self.opts, self.ada = loss, opt_G, opt_D, z_dim, opts, ada
         self.ranks = ranks
         self.params = {'G': _trainable(opt_G), 'D': _trainable(opt_D)}
+        self.opt = {'G': opt_G, 'D': opt_D}
         w_avg = getattr(loss.G.mapping, 'w_avg', None)
         self.tracked = [w_avg] if loss.update_w_avg and w_avg is not None else []
         for p in self.params['G'] + self.params['D']:
             p.requires_grad_(False)
 
-    def _phase(self, net, opt, compute, gain, shared=list):
-        """Gradient step of `opt` on mean(loss) * gain; returns the statistic `compute` reports, and 1 where a
-        non-finite gradient entry had to be replaced (0 otherwise)."""
+    def phases(self, batch_idx):
+        """[(statistic, network, interval, phase)] of this step: Gmain and Dmain always, the regularisers every
+        g_reg_interval / d_reg_interval steps (lazy regularisation: their loss is scaled by the interval)."""
+        o, todo = self.opts, []
+        if self.opt_G is not None:
+            todo.append(('loss_G', 'G', 1, self.g_main))
+            if o.pl_weight > 0 and batch_idx % o.g_reg_interval == 0:
+                todo.append(('pl', 'G', o.g_reg_interval, self.g_pl))
+        if self.opt_D is not None:
+            todo.append(('loss_D', 'D', 1, self.d_main))
+            if self.loss.r1_gamma > 0 and batch_idx % o.d_reg_interval == 0:
+                todo.append(('r1', 'D', o.d_reg_interval, self.d_r1))
+        return todo
+
+    # The four phases. Each draws its own latents, in the order NVlabs's loop does.
+    def _z(self, real):
+        return torch.randn([real.shape[0], self.z_dim], device=real.device)
+
+    def g_main(self, real):
+        loss = self.loss.G_main(self._z(real), None)
+        return PhaseResult(loss, loss)
+
+    def g_pl(self, real):
+        return PhaseResult(*self.loss.G_pl(self._z(real), None))
+
+    def d_main(self, real):
+        loss, real_logits = self.loss.D_main(real, None, self._z(real), None)
+        if self.ada is not None:
+            self.ada.accumulate(real_logits)
+        return PhaseResult(loss, loss)
+
+    def d_r1(self, real):
+        return PhaseResult(*self.loss.D_r1(real, None))
+
+    def shared(self, name):
+        """What a phase updates outside its optimiser, averaged over the ranks with its gradients."""
+        return {'loss_G': self.tracked, 'pl': [self.loss.pl_mean]}.get(name, [])
+
+    def _step(self, name, net, interval, phase, real):
+        """One gradient step of network `net` on mean(loss) * interval; the phase's statistic, summed."""
         for p in self.params[net]:
             p.requires_grad_(True)
+        opt = self.opt[net]
         opt.zero_grad(set_to_none=True)
-        value, stat = compute()
-        value.mean().mul(gain).backward()
-        bad = distributed.finish_gradients_(self.ranks, self.params[net], shared() if self.ranks.enabled else ())
+        result = phase(real)
+        result.loss.mean().mul(interval).backward()
+        bad = distributed.finish_gradients_(self.ranks, self.params[net], self.shared(name) if self.ranks.enabled else ())
         opt.step()
         for p in self.params[net]:
             p.requires_grad_(False)
         self.nonfinite = self.nonfinite + bad.to(self.nonfinite.device)
-        return stat.detach()
+        return result.stat.detach().sum()
 
     def __call__(self, real, batch_idx):
-        n, dev, o, loss = real.shape[0], real.device, self.opts, self.loss
-        z = lambda: torch.randn([n, self.z_dim], device=dev)
-        out = {}
-        self.nonfinite = torch.zeros([], device=dev)
-        if self.opt_G is not None:
-            out['loss_G'] = self._phase('G', self.opt_G, lambda: _with_sum(loss.G_main(z(), None)), 1, lambda: self.tracked)
-            if o.pl_weight > 0 and batch_idx % o.g_reg_interval == 0:
-                out['pl'] = self._phase('G', self.opt_G, lambda: loss.G_pl(z(), None), o.g_reg_interval, lambda: [loss.pl_mean])
-        if self.opt_D is not None:
-            out['loss_D'] = self._phase('D', self.opt_D, lambda: self._d_main(real, z()), 1)
-            if loss.r1_gamma > 0 and batch_idx % o.d_reg_interval == 0:
-                out['r1'] = self._phase('D', self.opt_D, lambda: loss.D_r1(real, None), o.d_reg_interval)
-        return {**{k: v.sum() for k, v in out.items()}, 'nonfinite_grads': self.nonfinite}
-
-    def _d_main(self, real, z):
-        value, real_logits = self.loss.D_main(real, None, z, None)
-        if self.ada is not None:
-            self.ada.accumulate(real_logits)
-        return value, value
-
-def _with_sum(value):
-    return value, value
+        """Per-step sums of each phase's statistic and the count of phases whose gradients held a non-finite
+        entry, as device tensors (no host-device sync)."""
+        self.nonfinite = torch.zeros([], device=real.device)
+        out = {name: self._step(name, net, interval, phase, real) for name, net, interval, phase in self.phases(batch_idx)}
+        return {**out, 'nonfinite_grads': self.nonfinite}
 
 # How each statistic is reported per tick: the losses per image, the penalties per step, and in total the
 # number of optimiser steps whose gradients held a non-finite entry (replaced; see finish_gradients_).

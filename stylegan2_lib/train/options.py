@@ -75,7 +75,12 @@ class TrainOptions:
 
     @classmethod
     def from_dict(cls, d):
+        """The options of a run's options.json; an unknown key is an error (as for the network configs), not
+        silently dropped: it would mean the run was made by another version with options this one ignores."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise TrainingError(f'unknown training option(s) {unknown}: written by another version of stylegan2_lib?')
+        return cls(**d)
 
 ARCHITECTURE_OPTIONS = ('resolution', 'z_dim', 'w_dim', 'mapping_layers', 'channel_base', 'channel_max')
