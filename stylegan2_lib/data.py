@@ -27,7 +27,6 @@ zip of it list the same images in the same order.
 import io
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from typing import NamedTuple
@@ -37,6 +36,8 @@ import torch
 import torch.utils.data
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
+
+from .files import atomic_open
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
 DATASET_JSON = 'dataset.json'
@@ -337,37 +338,25 @@ def prepare_dataset(src, dest_zip, resolution, progress=True):
     if not source.names:
         raise ValueError(source.describe())
 
-    folder = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(dest) + '.', suffix='.tmp', dir=folder)
     written, skipped = [], []
     try:
-        with os.fdopen(fd, 'wb') as f:
-            with zipfile.ZipFile(f, 'w', compression=zipfile.ZIP_STORED) as zf:
-                for name in tqdm(source.names, desc='dataset', unit='img', disable=not progress):
-                    try:
-                        img = source.load(name, resolution)
-                    except Exception as e:
-                        skipped.append((name, _reason(e)))
-                        continue
-                    buf = io.BytesIO()
-                    Image.fromarray(img, 'RGB').save(buf, format='PNG')
-                    member = f'{len(written):08d}.png'
-                    zf.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
-                    written.append({'file': member, 'source': name})
-                if not written:
-                    raise _all_bad_error(source, skipped)
-                info = {'format': DATASET_FORMAT, 'resolution': resolution, 'source': os.path.basename(os.path.abspath(source.path)),
-                        'images': written, 'skipped': [{'source': n, 'reason': r} for n, r in skipped], 'labels': None}
-                zf.writestr(zipfile.ZipInfo(DATASET_JSON, date_time=(1980, 1, 1, 0, 0, 0)),
-                            json.dumps(info, indent=1).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        with atomic_open(dest, 'wb') as f, zipfile.ZipFile(f, 'w', compression=zipfile.ZIP_STORED) as zf:
+            for name in tqdm(source.names, desc='dataset', unit='img', disable=not progress):
+                try:
+                    img = source.load(name, resolution)
+                except Exception as e:
+                    skipped.append((name, _reason(e)))
+                    continue
+                buf = io.BytesIO()
+                Image.fromarray(img, 'RGB').save(buf, format='PNG')
+                member = f'{len(written):08d}.png'
+                zf.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
+                written.append({'file': member, 'source': name})
+            if not written:
+                raise _all_bad_error(source, skipped)
+            info = {'format': DATASET_FORMAT, 'resolution': resolution, 'source': os.path.basename(os.path.abspath(source.path)),
+                    'images': written, 'skipped': [{'source': n, 'reason': r} for n, r in skipped], 'labels': None}
+            zf.writestr(zipfile.ZipInfo(DATASET_JSON, date_time=(1980, 1, 1, 0, 0, 0)), json.dumps(info, indent=1).encode())
     finally:
         source.close()
     if skipped:

@@ -27,7 +27,7 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
-from .files import atomic_write_bytes
+from .files import atomic_open, atomic_write_bytes
 
 CACHE = Path(os.environ.get('STYLEGAN2_LIB_CACHE', Path.home() / '.cache' / 'stylegan2_lib'))
 
@@ -52,28 +52,17 @@ def download(url, dest, sha256=None, sha256_prefix=None, timeout=60, progress=Tr
     """Fetch `url` into `dest` (streamed, progress bar); the file appears only once complete and verified
     against `sha256` (full hex digest) or `sha256_prefix`. Returns (Path(dest), sha256 hex digest)."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + dest.name + '.', suffix='.part', dir=dest.parent)
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=timeout) as r:
-            total = int(r.headers.get('Content-Length') or 0)
-            with tqdm(total=total or None, unit='B', unit_scale=True, desc=f'download {dest.name}', disable=not progress) as bar:
-                while chunk := r.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-            if total and out.tell() != total:
-                raise DownloadError(f'{url}: download ended early ({out.tell()} of {total} bytes)')
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_open(dest, 'wb', suffix='.part') as out, urllib.request.urlopen(url, timeout=timeout) as r:
+        total = int(r.headers.get('Content-Length') or 0)
+        with tqdm(total=total or None, unit='B', unit_scale=True, desc=f'download {dest.name}', disable=not progress) as bar:
+            while chunk := r.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+        if total and out.tell() != total:
+            raise DownloadError(f'{url}: download ended early ({out.tell()} of {total} bytes)')
         _check_digest(url, digest.hexdigest(), sha256, sha256_prefix)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return dest, digest.hexdigest()
 
 #----------------------------------------------------------------------------

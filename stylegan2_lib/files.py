@@ -1,29 +1,72 @@
-"""File writing shared by every part of the library: atomic writes, so nothing is ever half-written."""
+"""File writing shared by every part of the library: atomic writes, so nothing is ever half-written.
 
+    with files.atomic_open('out.zip', 'wb') as f:     # a temporary file beside out.zip
+        f.write(...)                                  # an error here: the temporary file is removed, any
+                                                      # existing out.zip is left as it was
+    # here: flushed, fsync'ed, renamed over out.zip, with the mode a plain open() would have given it
+"""
+
+import contextlib
 import os
-import tempfile
+import secrets
+import stat
 
 #----------------------------------------------------------------------------
-# Write bytes to `path` atomically: a temporary file in the same folder, fsync, then rename.
-# A crash or error at any moment leaves either the old file or the new one, never a mix.
+# A new, empty, hidden file beside `path` (same folder, so the final rename is atomic), never an existing one.
 
-def atomic_write_bytes(path, data: bytes):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+def _create_beside(path, suffix):
+    folder, name = os.path.split(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    while True:
+        tmp = os.path.join(folder, f'.{name}.{secrets.token_hex(4)}{suffix}')
+        try:
+            # 0o666 through the umask: what open(path, 'w') gives a new file (mkstemp would give 0600).
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+def _keep_mode(tmp, path):
+    """An existing `path` keeps its permissions (as when open() truncates it); a new one keeps the umask's."""
     try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the old file's mode, or the usual 0644.
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+        os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+    except FileNotFoundError:
+        pass
+
+#----------------------------------------------------------------------------
+# Write to `path` atomically: a temporary file in the same folder, fsync, then rename. A crash or error at
+# any moment leaves either the old file or the new one, never a mix, and no temporary file after an error.
+
+@contextlib.contextmanager
+def replaced_on_success(path, suffix='.staged'):
+    """Yields a temporary path beside `path` (an empty file) for a writer that takes a path (e.g. sg.export);
+    when the block ends without error it is renamed to `path`, otherwise removed: all or nothing, and an
+    existing `path` is untouched by a failure. Whatever else the block writes is part of the same unit."""
+    path = os.fspath(path)
+    tmp = _create_beside(path, suffix)
+    try:
+        yield tmp
+        _keep_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+@contextlib.contextmanager
+def atomic_open(path, mode='wb', suffix='.tmp'):
+    """Yields the open temporary file (mode 'wb', or 'w' for UTF-8 text); `path` appears, complete and
+    fsync'ed, when the block ends."""
+    if mode not in ('wb', 'w'):
+        raise ValueError(f"atomic_open writes a new file: mode 'wb' or 'w', not {mode!r}")
+    with replaced_on_success(path, suffix) as tmp, open(tmp, mode, **({'encoding': 'utf-8'} if mode == 'w' else {})) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+def atomic_write_bytes(path, data: bytes):
+    with atomic_open(path, 'wb') as f:
+        f.write(data)
 
 #----------------------------------------------------------------------------
 # A size for people: '1.5 MiB', '279.6 MiB', '3.2 GiB' (binary units, as file managers and browsers count).

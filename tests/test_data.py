@@ -490,6 +490,19 @@ def test_prepare_writes_nothing_on_failure(tmp_path, monkeypatch):
         prepare_dataset(good, out / 'ds.zip', 8, progress=False)
     assert listing(out) == ['ds.zip'] and (out / 'ds.zip').read_bytes() == b'old'
 
+def test_the_zip_gets_the_mode_a_plain_open_gives(tmp_path):
+    """Not the temporary file's private 0600: a dataset on a shared disk or Drive is readable as any file is."""
+    src = tmp_path / 'src'
+    make_folder(src)
+    old = os.umask(0o027)
+    try:
+        prepare_dataset(src, tmp_path / 'ds.zip', 8, progress=False)
+        (tmp_path / 'plain').write_bytes(b'')
+    finally:
+        os.umask(old)
+    mode = lambda p: os.stat(p).st_mode & 0o777                  # noqa: E731
+    assert mode(tmp_path / 'ds.zip') == mode(tmp_path / 'plain') == 0o640
+
 def test_prepare_refuses_bad_requests(tmp_path):
     src = tmp_path / 'src'
     make_folder(src)

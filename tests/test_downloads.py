@@ -1,6 +1,7 @@
 """Downloads (source networks, VGG weights) against a local HTTP server: checksums, pinning, atomicity."""
 
 import hashlib
+import os
 
 import pytest
 
@@ -11,6 +12,12 @@ from stylegan2_lib.downloads import DownloadError, fetch_network
 from conftest import files_under
 
 
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_download_verifies_the_checksum_and_leaves_nothing_when_it_fails(http_folder, tmp_path):
     served, url = http_folder
     payload = b'weights' * 1000
@@ -18,6 +25,7 @@ def test_download_verifies_the_checksum_and_leaves_nothing_when_it_fails(http_fo
     good = hashlib.sha256(payload).hexdigest()
     path, digest = downloads.download(f'{url}/w.pth', tmp_path / 'cache' / 'w.pth', sha256_prefix=good[:8], progress=False)
     assert path.read_bytes() == payload and digest == good
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~current_umask()    # what a plain open() gives, not 0600
     with pytest.raises(DownloadError, match='checksum mismatch'):
         downloads.download(f'{url}/w.pth', tmp_path / 'cache' / 'bad.pth', sha256='0' * 64, progress=False)
     assert sorted(p.name for p in (tmp_path / 'cache').iterdir()) == ['w.pth']     # no partial file either
