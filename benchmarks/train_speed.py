@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from stylegan2_lib import ops
+from stylegan2_lib.devices import default_device
 from stylegan2_lib.train import TrainOptions, train
 from stylegan2_lib.train.speed import native_bf16
 
@@ -65,7 +66,7 @@ def main():
                                                    'to the first (default: ref,fast and fast:bf16 where bfloat16 is native)')
     ap.add_argument('--device', default=None)
     args = ap.parse_args()
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = str(default_device(args.device))
     impls = [s.strip() for s in (args.paths or default_paths(device)).split(',') if s.strip()]
     secs = {impl: [] for impl in impls}
     with tempfile.TemporaryDirectory() as tmp:

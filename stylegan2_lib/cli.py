@@ -1,9 +1,9 @@
 """Command line: `stylegan2-lib info | generate | blend | demo | convert | dataset | train | align | stylize | doctor`
-(also `python -m stylegan2_lib`; align and stylize live in cli_photo.py).
+(also `python -m stylegan2_lib`; align and stylize live in cli_photo.py, the checks they share in cli_common.py).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
-a blend or export that cannot work) is one line on stderr and exit status 1, without a traceback, and
-nothing is written.
+a blend or export that cannot work) is one line on stderr (cli_common.CLIError) and exit status 1, without
+a traceback, and nothing is written.
 """
 
 import argparse
@@ -17,15 +17,12 @@ import torch
 from . import images
 from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
 from .blend import blend, blend_preview, check_same_architecture, swap_weights
-from .checkpoints import EXTENSIONS, FORMATS, CheckpointError, ExportError, export, load
+from .checkpoints import FORMATS, CheckpointError, ExportError, load
+from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_writable, export_quietly,
+                         export_with_preview, load_generator, output_format)
+from .cli_photo import add_parsers as add_photo_parsers
 from .data import prepare_dataset
-from .cli_photo import PhotoError, add_device_option, add_parsers as add_photo_parsers
-from .devices import DeviceUnavailable, default_device
 from .summary import describe, format_summary
-
-
-class UsageError(Exception):
-    """A request the command cannot carry out; the message is printed as is."""
 
 #----------------------------------------------------------------------------
 
@@ -38,77 +35,30 @@ def class_vector(G, class_idx):
     """--class for a conditional network -> one-hot c [1, c_dim]; None for an unconditional one."""
     if G.c_dim == 0:
         if class_idx is not None:
-            raise UsageError(f'--class {class_idx}: this network is unconditional (c_dim 0)')
+            raise CLIError(f'--class {class_idx}: this network is unconditional (c_dim 0)')
         return None
     if class_idx is None:
-        raise UsageError(f'this network is conditional (c_dim {G.c_dim}): give --class 0..{G.c_dim - 1}')
+        raise CLIError(f'this network is conditional (c_dim {G.c_dim}): give --class 0..{G.c_dim - 1}')
     if not 0 <= class_idx < G.c_dim:
-        raise UsageError(f'--class {class_idx} is out of range: this network has classes 0..{G.c_dim - 1}')
+        raise CLIError(f'--class {class_idx} is out of range: this network has classes 0..{G.c_dim - 1}')
     c = torch.zeros([1, G.c_dim])
     c[0, class_idx] = 1
     return c
 
 def cmd_generate(args):
-    try:
-        seeds = images.parse_seeds(args.seeds)
-    except ValueError as e:
-        raise UsageError(f'--seeds: {e}') from None
     if args.batch_size < 1:
-        raise UsageError(f'--batch-size {args.batch_size}: give 1 or more')
-    if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
-        raise UsageError(f'{args.outdir}: --outdir exists and is not a directory')
-    ck = load(args.network, device=args.device)
-    G = ck.generator
-    if G is None:
-        raise UsageError(f'{args.network}: the checkpoint holds no generator (only {", ".join(ck.networks())})')
+        raise CLIError(f'--batch-size {args.batch_size}: give 1 or more')
+    check_outdir(args.outdir)
+    G = load_generator(args.network, '--network', args.device)
     c = class_vector(G, args.class_idx)
 
-    imgs = images.to_uint8(images.generate_images(G, seeds, truncation_psi=args.trunc, noise_mode=args.noise_mode,
+    imgs = images.to_uint8(images.generate_images(G, args.seeds, truncation_psi=args.trunc, noise_mode=args.noise_mode,
                                                   c=c, batch_size=args.batch_size, device=args.device))
-    for seed, img in zip(seeds, imgs):
+    for seed, img in zip(args.seeds, imgs):
         images.save_image(os.path.join(args.outdir, f'seed{seed:04d}.png'), img)
     images.save_grid(os.path.join(args.outdir, 'grid.png'), imgs)
-    print(f'wrote {len(seeds)} images ({G.img_resolution}x{G.img_resolution}) and grid.png to {args.outdir}')
+    print(f'wrote {len(args.seeds)} images ({G.img_resolution}x{G.img_resolution}) and grid.png to {args.outdir}')
     return 0
-
-#----------------------------------------------------------------------------
-# Checks on output paths, made before anything is loaded or written.
-
-def output_format(path, fmt):
-    """--format, else the one the extension names (as sg.export picks it)."""
-    if fmt is not None:
-        return fmt
-    found = EXTENSIONS.get(os.path.splitext(path)[1].lower())
-    if found is None:
-        raise UsageError(f'{path}: cannot tell the format from the extension (one of {", ".join(EXTENSIONS)}); '
-                         f'give --format {"|".join(FORMATS)}')
-    return found
-
-def check_writable(path, what):
-    """`path` can be created: not a directory, and its nearest existing parent is a writable directory."""
-    if os.path.isdir(path):
-        raise UsageError(f'{path}: {what} is a directory; give a file name')
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise UsageError(f'{path}: cannot create {what}: {parent} is not a directory')
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f'{path}: cannot create {what}: {parent} is not writable')
-
-def load_generator(path, what, device='cpu'):
-    G = load(path, device=device).generator
-    if G is None:
-        raise UsageError(f'{path}: {what}: the checkpoint holds no generator')
-    return G
-
-def export_quietly(path, net, fmt, meta=None):
-    """sg.export, with its warnings (e.g. the placeholder D of an NVlabs .pkl) as one stderr line each."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        export(path, net, format=fmt, meta=meta)
-    for w in caught:
-        print(f'stylegan2-lib: warning: {w.message}', file=sys.stderr)
 
 #----------------------------------------------------------------------------
 
@@ -117,17 +67,13 @@ def cmd_blend(args):
     fmt = output_format(args.out, args.format)
     check_writable(args.out, '--out')
     if args.width is not None and args.width < 0:
-        raise UsageError(f'--width {args.width:g}: give 0 (hard swap) or more')
+        raise CLIError(f'--width {args.width:g}: give 0 (hard swap) or more')
     if args.preview is not None:
-        try:
-            seeds = images.parse_seeds(args.seeds)
-        except ValueError as e:
-            raise UsageError(f'--seeds: {e}') from None
         if os.path.abspath(args.preview) == os.path.abspath(args.out):
-            raise UsageError(f'{args.out}: --out and --preview are the same file')
+            raise CLIError(f'{args.out}: --out and --preview are the same file')
         check_writable(args.preview, '--preview')
         if not args.preview.lower().endswith('.png'):
-            raise UsageError(f'{args.preview}: --preview is written as PNG; give a .png file name')
+            raise CLIError(f'{args.preview}: --preview is written as PNG; give a .png file name')
 
     # Then the networks: both load, one architecture, a block resolution.
     low = load_generator(args.low, '--low', args.device)
@@ -135,46 +81,34 @@ def cmd_blend(args):
     try:
         check_same_architecture(low, high)
     except ValueError as e:
-        raise UsageError(f'{args.low} (--low) and {args.high} (--high): {e}') from None
+        raise CLIError(f'{args.low} (--low) and {args.high} (--high): {e}') from None
     try:
         swap_weights(low, args.resolution, args.width)
     except ValueError as e:
-        raise UsageError(f'--resolution {args.resolution}: {e}') from None
+        raise CLIError(f'--resolution {args.resolution}: {e}') from None
     if args.preview is not None and low.c_dim > 0:
-        raise UsageError(f'--preview: these networks are conditional (c_dim {low.c_dim}); the preview renders unconditional networks only')
+        raise CLIError(f'--preview: these networks are conditional (c_dim {low.c_dim}); the preview renders unconditional networks only')
 
     G = blend(low, high, args.resolution, width=args.width, mapping=args.mapping)
     meta = {'blend': {'low': os.path.basename(args.low), 'high': os.path.basename(args.high), 'resolution': args.resolution,
                       'width': args.width, 'mapping': args.mapping}}
     # The export checks that the format can hold the network before it writes; the preview comes after,
-    # so a failed export leaves no preview behind.
-    existed = os.path.exists(args.out)
-    export_quietly(args.out, G, fmt, meta)
-    if args.preview is not None:
-        try:
-            grid = blend_preview(low, high, seeds, truncation_psi=args.trunc, width=args.width, mapping=args.mapping)
-            images.save_image(args.preview, grid)
-        except BaseException:
-            if not existed:                # all or nothing: no blend file without the preview asked for
-                os.remove(args.out)
-            raise
+    # so a failed export leaves no preview behind, and a failed preview no export.
+    export_with_preview(args.out, G, fmt, meta, args.preview,
+                        lambda: blend_preview(low, high, args.seeds, truncation_psi=args.trunc, width=args.width,
+                                              mapping=args.mapping))
     how = 'hard swap' if not args.width else f'smooth, width {args.width:g}'
     print(f'wrote {args.out} ({fmt}): blocks <= {args.resolution} from {args.low}, above from {args.high} ({how}), '
           f'mapping from {args.mapping}')
     if args.preview is not None:
         swaps = low.synthesis.block_resolutions[:-1]
-        print(f'wrote {args.preview}: {len(seeds)} seeds x {len(swaps) + 2} columns '
+        print(f'wrote {args.preview}: {len(args.seeds)} seeds x {len(swaps) + 2} columns '
               f'(low | swap at {", ".join(map(str, swaps))} | high)')
     return 0
 
 def cmd_demo(args):
     """The bundled pair: the preview over every swap resolution, and the blend at --resolution as a .pkl."""
-    try:
-        seeds = images.parse_seeds(args.seeds)
-    except ValueError as e:
-        raise UsageError(f'--seeds: {e}') from None
-    if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
-        raise UsageError(f'{args.outdir}: --outdir exists and is not a directory')
+    check_outdir(args.outdir)
     out, preview = os.path.join(args.outdir, 'demo-blend.pkl'), os.path.join(args.outdir, 'demo-preview.png')
     check_writable(out, 'the blend')
     base = load_generator(DEMO_BASE, 'the bundled demo base', args.device)
@@ -182,20 +116,12 @@ def cmd_demo(args):
     try:
         swap_weights(base, args.resolution)
     except ValueError as e:
-        raise UsageError(f'--resolution {args.resolution}: {e}') from None
+        raise CLIError(f'--resolution {args.resolution}: {e}') from None
 
-    grid = blend_preview(base, toon, seeds, truncation_psi=args.trunc)      # in memory: nothing written yet
-    G = blend(base, toon, args.resolution)
-    existed = os.path.exists(out)
-    export_quietly(out, G, 'nvlabs')
-    try:
-        images.save_image(preview, grid)
-    except BaseException:
-        if not existed:
-            os.remove(out)
-        raise
+    grid = blend_preview(base, toon, args.seeds, truncation_psi=args.trunc)      # in memory: nothing written yet
+    export_with_preview(out, blend(base, toon, args.resolution), 'nvlabs', preview=preview, render=lambda: grid)
     swaps = base.synthesis.block_resolutions[:-1]
-    print(f'wrote {preview}: {len(seeds)} seeds x {len(swaps) + 2} columns '
+    print(f'wrote {preview}: {len(args.seeds)} seeds x {len(swaps) + 2} columns '
           f'(demo-base | swap at {", ".join(map(str, swaps))} | demo-toon)')
     print(f'wrote {out} (nvlabs): blocks <= {args.resolution} from demo-base (smiley faces), above from demo-toon '
           f'(animal faces), mapping from demo-base')
@@ -216,7 +142,7 @@ def cmd_dataset(args):
             warnings.simplefilter('always')
             written, skipped = prepare_dataset(args.src, args.dest, args.resolution, progress=sys.stderr.isatty())
     except ValueError as e:        # no images, none readable, a bad --resolution or DEST
-        raise UsageError(str(e)) from None
+        raise CLIError(str(e)) from None
     for w in caught:                # the unreadable files left out, as one line
         print(f'stylegan2-lib: warning: {w.message}', file=sys.stderr)
     print(f'wrote {args.dest}: {written} images ({args.resolution}x{args.resolution}) from {args.src}'
@@ -228,15 +154,41 @@ def cmd_doctor(args):
     print(doctor.render(doctor.collect(build=args.build)))
     return 0
 
+def train_paths(args):
+    """(data, outdir): as given, or for --resume RUN_DIR as the run records them; the data is checked first."""
+    from .train.state import OPTIONS_FILE, STATE_FILE, is_run_dir, read_json
+    if args.data is not None and not os.path.exists(args.data):
+        raise CLIError(f'--data {args.data}: no such folder or zip')
+    if args.resume is None or not is_run_dir(args.resume):
+        if args.data is None or args.outdir is None:
+            hint = (f'; {args.resume} is a folder but not a run to continue (no {STATE_FILE}: no snapshot yet)'
+                    if args.resume is not None and os.path.isdir(args.resume) else '')
+            raise CLIError(f'train: give --data DIR_OR_ZIP and --outdir DIR (only --resume RUN_DIR, a run directory, '
+                           f'needs neither: it records both){hint}')
+        return args.data, args.outdir
+    try:
+        recorded = read_json(os.path.join(args.resume, OPTIONS_FILE))
+        data, outdir = recorded['data'], recorded['outdir']
+    except (OSError, ValueError, KeyError) as e:
+        raise CLIError(f'{args.resume}: cannot read the run\'s {OPTIONS_FILE} ({type(e).__name__}: {e})') from None
+    if not os.path.exists(data):
+        raise CLIError(f'{data}: no such folder or zip (the data {args.resume} was started on, recorded in its {OPTIONS_FILE})')
+    for option, given, kept in (('--data', args.data, data), ('--outdir', args.outdir, outdir)):
+        if given is not None and os.path.realpath(given) != os.path.realpath(kept):
+            print(f'stylegan2-lib: warning: {option} {given} is not used: a resumed run keeps the one it records ({kept})',
+                  file=sys.stderr)
+    return data, outdir
+
 def cmd_train(args):
     from .train import TrainOptions, TrainingError, train     # torch.distributed etc. only when training
+    args.data, args.outdir = train_paths(args)
     fields = {f for f in TrainOptions.__dataclass_fields__}
     values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     try:
         opts = TrainOptions(**values)
         run_dir = train(opts)
     except (TrainingError, ValueError, FileNotFoundError) as e:
-        raise UsageError(str(e)) from None
+        raise CLIError(str(e)) from None
     if os.environ.get('RANK', '0') == '0':      # under torchrun, once
         print(f'run finished: {run_dir}')
     return 0
@@ -251,8 +203,9 @@ def add_train_parser(sub):
                                    '`torchrun --nproc_per_node N -m stylegan2_lib train ...` (one process per GPU, '
                                    '--batch split over them).')
     a = p.add_argument
-    a('--data', required=True, metavar='DIR_OR_ZIP', help='training images: a folder or a zip (see `dataset`)')
-    a('--outdir', required=True, metavar='DIR', help='runs are created inside it as NNNNN-<data name>')
+    a('--data', metavar='DIR_OR_ZIP', help='training images: a folder or a zip (see `dataset`); not needed with '
+                                          '--resume RUN_DIR, which records it')
+    a('--outdir', metavar='DIR', help='runs are created inside it as NNNNN-<data name>; not needed with --resume RUN_DIR')
     a('--resume', metavar='FILE_OR_RUN', help='network to fine-tune (any supported format) or a run directory to continue')
     a('--kimg', type=float, help='training length in thousands of images (default: 40)')
     a('--snap', type=float, help='snapshot interval in kimg (default: 4)')
@@ -271,7 +224,7 @@ def add_train_parser(sub):
     a('--lr', type=float, help='Adam learning rate (default: 0.0025)')
     a('--seed', type=int, help='random seed (default: 0)')
     a('--workers', type=int, help='data loader processes (default: 2)')
-    a('--device', choices=['auto', 'cpu', 'cuda'], help='default: auto (cuda when available)')
+    add_device_option(p)
     a('--precision', choices=['fp16', 'bf16', 'fp32'],
       help="arithmetic: fp16 = on CUDA the network's float16 blocks and conv_clamp as loaded, or NVlabs's training "
            'setting (4 blocks, conv_clamp 256) for a network with none; on the CPU float32 (default); '
@@ -305,7 +258,7 @@ def build_parser():
                                    'files seed0000.png, ... and grid.png in OUTDIR.')
     p.add_argument('--network', default=str(DEFAULT_NETWORK), metavar='PATH',
                    help='checkpoint file (default: the bundled tiny 32x32 network, which draws abstract patterns)')
-    p.add_argument('--seeds', default='0-7', help="seeds, e.g. '0-7' or '1,5,10-12' (default: 0-7)")
+    add_seeds_option(p, '0-7', 'seeds')
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='truncation psi (default: 0.7; 1 = none)')
     p.add_argument('--noise-mode', choices=['const', 'random', 'none'], default='const', help='default: const')
     p.add_argument('--class', dest='class_idx', type=int, metavar='IDX', help='class index, for conditional networks')
@@ -330,7 +283,7 @@ def build_parser():
     p.add_argument('--out', required=True, metavar='PATH', help='the blended generator, as G_ema (.pkl, .pt, .safetensors)')
     p.add_argument('--format', choices=FORMATS, default=None, help='default: from the extension of --out')
     p.add_argument('--preview', default=None, metavar='PNG', help='also write a preview grid here')
-    p.add_argument('--seeds', default='0-5', help="preview rows, e.g. '0-5' or '1,5,10-12' (default: 0-5)")
+    add_seeds_option(p, '0-5', 'preview rows')
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
     add_device_option(p)
     p.set_defaults(func=cmd_blend)
@@ -341,7 +294,7 @@ def build_parser():
                                    'OUTDIR/demo-preview.png (one row per seed, columns demo-base | swap at 4, 8, 16 | '
                                    'demo-toon) and OUTDIR/demo-blend.pkl (the blend at --resolution, NVlabs-readable).')
     p.add_argument('--outdir', default='out', metavar='DIR', help='where to write the two files (default: out)')
-    p.add_argument('--seeds', default='0-5', help="preview rows, e.g. '0-5' or '1,5,10-12' (default: 0-5)")
+    add_seeds_option(p, '0-5', 'preview rows')
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
     p.add_argument('--resolution', type=int, default=DEMO_SWAP, metavar='RES',
                    help=f'swap resolution of demo-blend.pkl (default: {DEMO_SWAP})')
@@ -376,21 +329,11 @@ def build_parser():
     p.set_defaults(func=cmd_doctor)
     return parser
 
-def resolve_device(args):
-    """--device auto|cpu|cuda -> 'cuda' or 'cpu', checked once for every command (train resolves its own)."""
-    if args.command == 'train' or not hasattr(args, 'device'):
-        return
-    try:
-        args.device = str(default_device(args.device))
-    except DeviceUnavailable as e:
-        raise UsageError(f'--device {args.device}: CUDA is not available here ({e.reason}); use --device cpu') from None
-
 def main(argv=None):
-    args = build_parser().parse_args(argv)
     try:
-        resolve_device(args)
+        args = build_parser().parse_args(argv)         # --seeds and --device are checked here (cli_common)
         return args.func(args)
-    except (CheckpointError, ExportError, UsageError, PhotoError) as e:
+    except (CheckpointError, ExportError, CLIError) as e:
         message = str(e)
     except OSError as e:      # e.g. an output folder that cannot be written
         message = f'{e.filename}: {e.strerror}' if e.filename else str(e)

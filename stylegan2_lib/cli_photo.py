@@ -9,25 +9,16 @@ import numpy as np
 from . import images
 from .align import AlignmentUnavailable, NoFaceFound, align_folder
 from .align import read_photo as _read_photo
-from .checkpoints import load
+from .cli_common import CLIError, add_device_option, load_generator, load_with_generator
 from .project import save_projected_w
 from .stylize import stylize
 
-
-class PhotoError(Exception):
-    """A problem to report as one line (unreadable photo, no face, dlib missing); nothing was written."""
 
 def read_photo(path):
     try:
         return _read_photo(path)
     except OSError as e:
-        raise PhotoError(str(e)) from None
-
-def _generator(path, what, device):
-    G = load(path, device=device).generator
-    if G is None:
-        raise PhotoError(f'{path}: {what} holds no generator')
-    return G
+        raise CLIError(str(e)) from None
 
 #----------------------------------------------------------------------------
 
@@ -36,9 +27,9 @@ def cmd_align(args):
     try:
         result = align_folder(args.src, args.dest, args.size, centre=args.centre_crop, progress=False)
     except (AlignmentUnavailable, OSError) as e:
-        raise PhotoError(str(e)) from None
+        raise CLIError(str(e)) from None
     except ValueError as e:
-        raise PhotoError(str(e).replace('centre cropping', '--centre-crop')) from None
+        raise CLIError(str(e).replace('centre cropping', '--centre-crop')) from None
     faceless = result.faceless
     if faceless:
         print(f'stylegan2-lib: warning: no face found in {len(faceless)} photo(s), skipped: {", ".join(faceless[:20])}'
@@ -48,23 +39,20 @@ def cmd_align(args):
 
 def cmd_stylize(args):
     if (args.styled is None) == (args.blended is None):
-        raise PhotoError('give --styled STYLED (blended here) or --blended X (a ready blend), not both')
+        raise CLIError('give --styled STYLED (blended here) or --blended X (a ready blend), not both')
     photo = read_photo(args.photo)
-    base_ck = load(args.base, device=args.device)          # loaded where the work runs: no copies later
-    base = base_ck.generator
-    if base is None:
-        raise PhotoError(f'{args.base}: --base holds no generator')
-    styled = _generator(args.styled, '--styled', args.device) if args.styled else None
-    blended = _generator(args.blended, '--blended', args.device) if args.blended else None
+    base_ck = load_with_generator(args.base, '--base', args.device)       # loaded where the work runs: no copies later
+    styled = load_generator(args.styled, '--styled', args.device) if args.styled else None
+    blended = load_generator(args.blended, '--blended', args.device) if args.blended else None
     print(f'stylize: {args.steps} projection steps on {args.device}', flush=True)
     try:
-        r = stylize(photo, base, styled=styled, blended=blended, resolution=args.resolution, width=args.width,
+        r = stylize(photo, base_ck.generator, styled=styled, blended=blended, resolution=args.resolution, width=args.width,
                     align=not args.no_align, steps=args.steps, loss=args.loss, D=base_ck.D, w_plus=args.w_plus,
                     device=args.device)
     except NoFaceFound:
-        raise PhotoError(f'{args.photo}: no face found (use --no-align to centre-crop instead); nothing written') from None
+        raise CLIError(f'{args.photo}: no face found (use --no-align to centre-crop instead); nothing written') from None
     except AlignmentUnavailable as e:
-        raise PhotoError(f'{e} (or use --no-align)') from None
+        raise CLIError(f'{e} (or use --no-align)') from None
     out = Path(args.outdir)
     first = next(iter(r.stylized.values()))
     for name, img in [('aligned.png', r.aligned), ('projected.png', r.projected), ('stylized.png', first), ('strip.png', r.strip)]:
@@ -76,11 +64,6 @@ def cmd_stylize(args):
     return 0
 
 #----------------------------------------------------------------------------
-
-def add_device_option(parser):
-    """--device auto|cpu|cuda, for every command that runs networks (cli.resolve_device reads it)."""
-    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto',
-                        help='where the networks run (default: auto = cuda when available, else cpu)')
 
 def add_parsers(sub):
     p = sub.add_parser('align', help='FFHQ-align every face of a photo or a folder of photos',

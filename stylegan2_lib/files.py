@@ -12,19 +12,11 @@ import secrets
 import stat
 
 #----------------------------------------------------------------------------
-# A new, empty, hidden file beside `path` (same folder, so the final rename is atomic), never an existing one.
+# A hidden temporary name beside `path`: the same folder, so that the final rename is atomic.
 
-def _create_beside(path, suffix):
+def _name_beside(path, suffix):
     folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    while True:
-        tmp = os.path.join(folder, f'.{name}.{secrets.token_hex(4)}{suffix}')
-        try:
-            # 0o666 through the umask: what open(path, 'w') gives a new file (mkstemp would give 0600).
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
+    return os.path.join(folder, f'.{name}.{secrets.token_hex(8)}{suffix}')
 
 def _keep_mode(tmp, path):
     """An existing `path` keeps its permissions (as when open() truncates it); a new one keeps the umask's."""
@@ -39,11 +31,11 @@ def _keep_mode(tmp, path):
 
 @contextlib.contextmanager
 def replaced_on_success(path, suffix='.staged'):
-    """Yields a temporary path beside `path` (an empty file) for a writer that takes a path (e.g. sg.export);
-    when the block ends without error it is renamed to `path`, otherwise removed: all or nothing, and an
-    existing `path` is untouched by a failure. Whatever else the block writes is part of the same unit."""
+    """Yields an unused temporary name beside `path`, for a writer that takes a path (e.g. sg.export) to
+    write; when the block ends without error that file is renamed to `path`, otherwise removed: all or
+    nothing, and an existing `path` is untouched by a failure. Nothing is created before the writer runs."""
     path = os.fspath(path)
-    tmp = _create_beside(path, suffix)
+    tmp = _name_beside(path, suffix)
     try:
         yield tmp
         _keep_mode(tmp, path)
@@ -56,10 +48,13 @@ def replaced_on_success(path, suffix='.staged'):
 @contextlib.contextmanager
 def atomic_open(path, mode='wb', suffix='.tmp'):
     """Yields the open temporary file (mode 'wb', or 'w' for UTF-8 text); `path` appears, complete and
-    fsync'ed, when the block ends."""
+    fsync'ed, when the block ends. The folder is created when missing."""
     if mode not in ('wb', 'w'):
         raise ValueError(f"atomic_open writes a new file: mode 'wb' or 'w', not {mode!r}")
-    with replaced_on_success(path, suffix) as tmp, open(tmp, mode, **({'encoding': 'utf-8'} if mode == 'w' else {})) as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    # Mode 'x' (a new file, 0o666 through the umask, as open(path, 'w') gives; mkstemp would give 0600).
+    with replaced_on_success(path, suffix) as tmp, \
+            open(tmp, mode.replace('w', 'x'), **({'encoding': 'utf-8'} if mode == 'w' else {})) as f:
         yield f
         f.flush()
         os.fsync(f.fileno())

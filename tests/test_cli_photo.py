@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import stylegan2_lib as sg
-from stylegan2_lib import cli_photo, devices
+from stylegan2_lib import cli_common, cli_photo, devices
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
 from stylegan2_lib.cli import main
 
@@ -38,10 +38,10 @@ def test_stylize_runs_where_the_gpu_is(tmp_path, photo, monkeypatch, capsys):
     faked as available; loading and stylizing are spies that record the device they are asked for."""
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     asked = []
-    monkeypatch.setattr(cli_photo, 'load', lambda path, device='cpu': asked.append(('load', device)) or sg.load(path))
+    monkeypatch.setattr(cli_common, 'load', lambda path, device='cpu': asked.append(('load', device)) or sg.load(path))
     def stylize(*args, device=None, **kwargs):
         asked.append(('stylize', device))
-        raise cli_photo.PhotoError('stopped by the test')
+        raise cli_common.CLIError('stopped by the test')
     monkeypatch.setattr(cli_photo, 'stylize', stylize)
     argv = ['stylize', '--base', str(DEMO_BASE), '--styled', str(DEMO_TOON), '--photo', str(photo), '--outdir', str(tmp_path / 'o')]
     assert main(argv) == 1 and 'stopped by the test' in capsys.readouterr().err
