@@ -52,20 +52,49 @@ def pick_distance(loss, D=None, vgg_path=None, lpips_path=None):
         return PixelDistance(scales=3), 'pixel'
     raise ValueError(f"loss must be 'auto', 'vgg', 'discriminator' or 'pixel', got {loss!r}")
 
+#----------------------------------------------------------------------------
+# What a target image may be, and how its values are read (one rule, stated in project()'s docstring):
+# integers (uint8 and other integer dtypes) are pixels in [0, 255]; floats are in [-1, 1], the range of the
+# generator's images, and a float image outside it is refused, not guessed to be [0, 255]. (The generator's
+# raw output overshoots [-1, 1]; x.clamp(-1, 1) is the image it shows, as images.to_uint8 clamps.) A [0, 1]
+# float image cannot be told from a [-1, 1] one: give it as x * 2 - 1. Arrays and PIL images are [H, W, 3]
+# and resized to the generator's size; tensors are [3, H, W] or [1, 3, H, W] at the generator's size.
+
+FLOAT_SLACK = 0.01                  # rounding: a float image may reach 1.01 in magnitude
+
+def _checked_range(x, kind):
+    """`x` (array or tensor) with its range checked: [0, 255] for integers, [-1, 1] for floats."""
+    floating = x.dtype.is_floating_point if isinstance(x, torch.Tensor) else np.issubdtype(x.dtype, np.floating)
+    empty = (x.numel() if isinstance(x, torch.Tensor) else x.size) == 0
+    lo, hi = (0.0, 0.0) if empty else (float(x.min()), float(x.max()))
+    if floating and not (-1 - FLOAT_SLACK <= lo and hi <= 1 + FLOAT_SLACK):      # NaN fails too
+        raise ValueError(f'a float {kind} is read as [-1, 1], the range of the generator\'s images; this one spans '
+                         f'[{lo:.4g}, {hi:.4g}]: give [0, 255] pixels as uint8, [0, 1] ones as x * 2 - 1, and the '
+                         f'generator\'s raw output as x.clamp(-1, 1)')
+    if not floating and not (0 <= lo and hi <= 255):
+        raise ValueError(f'an integer {kind} is read as [0, 255] pixels; this one spans [{lo:.0f}, {hi:.0f}]')
+    return x, floating
+
 def target_tensor(target, resolution, device):
-    """uint8 [H, W, 3] array / PIL image / [3, H, W] tensor in [0, 255] -> [1, 3, R, R] in [-1, 1]."""
+    """A PIL image, an [H, W, 3] array or a [3, H, W] / [1, 3, H, W] tensor -> [1, 3, R, R] in [-1, 1]
+    (integers read as [0, 255], floats as [-1, 1]; see above)."""
     if isinstance(target, torch.Tensor):
-        t = target.to(torch.float32)
+        t, floating = _checked_range(target.detach().cpu(), 'tensor')
+        t = t.squeeze(0) if t.ndim == 4 and t.shape[0] == 1 else t
+        t = t.to(torch.float32) if floating else t.to(torch.float32) / 127.5 - 1
     else:
         from PIL import Image
-        img = target if isinstance(target, Image.Image) else Image.fromarray(np.asarray(target, dtype=np.uint8))
-        img = img.convert('RGB')
+        if not isinstance(target, Image.Image):
+            a, floating = _checked_range(np.asarray(target), 'array')
+            target = Image.fromarray(np.floor(a * 127.5 + 128).clip(0, 255).astype(np.uint8) if floating else a.astype(np.uint8))
+        img = target.convert('RGB')
         if img.size != (resolution, resolution):
             img = img.resize((resolution, resolution), Image.LANCZOS)
-        t = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1)
+        t = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1) / 127.5 - 1
     if t.shape != (3, resolution, resolution):
-        raise ValueError(f'target must be a {resolution}x{resolution} RGB image, got {list(t.shape)}')
-    return (t / 127.5 - 1).unsqueeze(0).to(device)
+        raise ValueError(f'target must be a {resolution}x{resolution} RGB image ([3, H, W] or [1, 3, H, W] as a tensor), '
+                         f'got {list(getattr(target, "shape", t.shape))}')
+    return t.unsqueeze(0).to(device)
 
 def w_statistics(G, n=10000, seed=123):
     """Mean [1, 1, w_dim] and scalar std of w over n latents (NVlabs: RandomState(123))."""
@@ -98,7 +127,10 @@ def project(G, target, steps=1000, w_plus=False, loss='auto', D=None, noise_reg=
             initial_noise_factor=0.05, noise_ramp=0.75, seed=0, vgg_path=None, lpips_path=None,
             callback: Optional[Callable] = None, progress=True):
     """Fit (ws, noise) so that G.synthesis(ws, noise=noise) looks like `target`; returns a Projection.
-    callback(step, ws, noise, distance) is called every step (e.g. for live previews)."""
+    `target`: a PIL image, a uint8 [H, W, 3] array or [3, H, W] tensor of [0, 255] pixels, or a float one in
+    [-1, 1], the generator's range (`project(G, G(z, None).clamp(-1, 1))` projects G's own image); a float
+    image outside [-1, 1] is refused, not guessed at. callback(step, ws, noise, distance) is called every step
+    (e.g. for live previews)."""
     device = next(G.parameters()).device
     G = G.eval().requires_grad_(False)
     distance, method = pick_distance(loss, D, vgg_path, lpips_path)

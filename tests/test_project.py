@@ -7,25 +7,27 @@ import torch
 
 import stylegan2_lib as sg
 from stylegan2_lib import perceptual
+from stylegan2_lib.assets import DEMO_BASE
 from stylegan2_lib.project import noise_regularisation, project, save_projected_w
 
 
 @pytest.fixture(scope='module')
 def target(tiny32):
-    """An image the generator can make exactly: G(w) for a known w (truncated toward the mean)."""
+    """An image the generator can make: G(w) for a known w (truncated toward the mean), as the float [3, H, W]
+    image it shows (clamped to [-1, 1]), and the raw output."""
     G = tiny32.G_ema
     with torch.no_grad():
         ws = G.mapping(torch.randn(1, 64, generator=torch.Generator().manual_seed(5)), None, truncation_psi=0.7)
         img = G.synthesis(ws, noise_mode='const')
-    return ((img[0] + 1) * 127.5).clamp(0, 255), img
+    return img[0].clamp(-1, 1), img
 
 
 def test_projection_fits_a_generated_target(tiny32, target):
     G = tiny32.G_ema
-    t255, img = target
+    shown, img = target
     fits = {}
     for w_plus in (False, True):
-        p = project(G, t255, steps=60, w_plus=w_plus, loss='pixel', progress=False)
+        p = project(G, shown, steps=60, w_plus=w_plus, loss='pixel', progress=False)
         assert p.method == 'pixel' and p.ws.shape == (1, G.num_ws, G.w_dim)
         assert p.loss[-1] < p.loss[0] / 5                           # the error falls by a large factor
         if not w_plus:
@@ -116,3 +118,44 @@ def test_discriminator_distance(tiny32):
     feats = dist.features(a)
     assert len(feats) == len(tiny32.D.block_resolutions)
     assert torch.allclose(dist(a, feats), torch.zeros(2), atol=1e-6) and (dist(a.flip(2), feats) > 0).all()
+
+
+#----------------------------------------------------------------------------
+# What a target's values mean: integers are [0, 255] pixels, floats [-1, 1] as the generator's images.
+
+def test_the_generators_own_image_projects_to_itself():
+    """A float tensor is read as [-1, 1]: G's own image ([1, 3, H, W], as G returns it, clamped to the image it
+    shows) projects back close to itself. Read as [0, 255], as it once was, the same tensor was a near-black
+    image, and its projection lands far from the image."""
+    G = sg.load(DEMO_BASE).G_ema                                    # trained: its images are faces, not noise
+    with torch.no_grad():
+        shown = G(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(5)), None, truncation_psi=0.7).clamp(-1, 1)
+    def error_of(aim):
+        p = project(G, aim, steps=60, loss='pixel', progress=False)
+        with torch.no_grad():
+            return float((G.synthesis(p.ws, noise=p.noise).clamp(-1, 1) - shown).square().mean())
+    fit, misread = error_of(shown), error_of(shown / 127.5 - 1)     # the old reading: every value about -1
+    assert fit < 0.02 and misread > 50 * fit, (fit, misread)
+
+
+def test_one_image_in_every_form_is_one_target(tiny32):
+    """uint8 tensor, uint8 array, PIL image, and the same pixels as floats in [-1, 1]: the same first distance."""
+    from PIL import Image
+    pixels = np.random.RandomState(0).randint(0, 256, [32, 32, 3]).astype(np.uint8)
+    forms = {'array': pixels, 'pil': Image.fromarray(pixels), 'tensor': torch.from_numpy(pixels).permute(2, 0, 1),
+             'int64 array': pixels.astype(np.int64), 'float tensor': torch.from_numpy(pixels).permute(2, 0, 1) / 127.5 - 1,
+             'float array': pixels / 127.5 - 1}
+    first = {k: project(tiny32.G_ema, v, steps=1, loss='pixel', progress=False).loss[0] for k, v in forms.items()}
+    assert max(first.values()) - min(first.values()) <= 1e-6 * max(first.values()), first
+
+
+@pytest.mark.parametrize('case', ['float 0-255 tensor', 'float 0-255 array', 'raw output', 'nan', 'int above 255'])
+def test_a_target_in_another_range_is_refused(tiny32, target, case):
+    _, raw = target
+    pixels = np.random.RandomState(0).randint(0, 256, [32, 32, 3])
+    bad = {'float 0-255 tensor': torch.from_numpy(pixels).permute(2, 0, 1).float(),
+           'float 0-255 array': pixels.astype(np.float32), 'raw output': raw,
+           'nan': torch.full([3, 32, 32], float('nan')), 'int above 255': pixels + 300}[case]
+    expected = 'is read as \\[0, 255\\]' if case == 'int above 255' else r'float .* is read as \[-1, 1\].*uint8.*clamp\(-1, 1\)'
+    with pytest.raises(ValueError, match=expected):
+        project(tiny32.G_ema, bad, steps=1, loss='pixel', progress=False)
