@@ -6,6 +6,7 @@
     G = sg.blend(ck.G_ema, toon.G_ema, 16)      # low layers of one generator, high layers of another
     sg.export('stylizer.pkl', G)                # NVlabs-, rosinality- or our format
     sg.train(sg.TrainOptions(resume='ffhq.pkl', data='anime.zip', outdir='runs'))   # fine-tune with snapshots
+    r = sg.stylize(photo, ck.G_ema, styled=toon.G_ema, resolution=16)   # align, project, render with the blend
 """
 
 __version__ = '0.1.0'
@@ -18,6 +19,7 @@ from .data import ImageDataset, prepare_dataset
 from .train import TrainOptions, train
 from .align import align_face
 from .project import project, save_projected_w
+from .stylize import stylize
 from .devices import default_device, describe_device
 from .images import to_uint8, save_image, make_grid, save_grid, parse_seeds, generate_images
 
@@ -25,6 +27,6 @@ __all__ = [
     'Generator', 'GeneratorConfig', 'MappingNetwork', 'SynthesisNetwork', 'Discriminator', 'DiscriminatorConfig',
     'load', 'save', 'export', 'blend', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError',
     'to_uint8', 'save_image', 'make_grid', 'save_grid', 'parse_seeds', 'generate_images',
-    'ImageDataset', 'prepare_dataset', 'TrainOptions', 'train', 'align_face', 'project', 'save_projected_w',
+    'ImageDataset', 'prepare_dataset', 'TrainOptions', 'train', 'align_face', 'project', 'save_projected_w', 'stylize',
     'default_device', 'describe_device',
 ]

@@ -1,5 +1,7 @@
-"""Small helpers the notebooks call, so their cells stay a few lines: where we run (Colab or not, which
-GPU), getting files in (upload, Drive) and out (download), and live training plots.
+"""What the notebooks' cells call, so they stay a few lines: where we run (Colab or not, which GPU), getting
+files in (upload, Drive, inputs given as paths, URLs or Drive links; source networks; a run's newest
+snapshot) and out (download), and the live training view. (The offline inputs of SMOKE runs, sample photos
+and the demo dataset, are stylegan2_lib.samples: the tests and tools use them too.)
 
 Nothing here imports IPython, ipywidgets or google.colab at import time; each helper imports what it needs
 when called, and works (plainly) outside a notebook.
@@ -16,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from . import devices
 from .files import format_size
 
 #----------------------------------------------------------------------------
@@ -37,10 +38,6 @@ def runtime_report():
         lines.append(f'No GPU found: everything runs on the CPU ({os.cpu_count()} cores), which is fine for the '
                      f'bundled demo and small settings but slow for 256x256 training and projection.{hint}')
     return ' '.join(lines)
-
-def default_device():
-    """'cuda' when PyTorch sees a GPU, else 'cpu' (devices.default_device as a string)."""
-    return str(devices.default_device())
 
 #----------------------------------------------------------------------------
 # Files in and out.
@@ -155,7 +152,7 @@ class TrainingMonitor:
                 handle.update(item)
 
 #----------------------------------------------------------------------------
-# Inputs for the notebooks: source networks (downloaded where needed), and offline stand-ins for SMOKE runs.
+# Inputs for the notebooks: source networks (downloaded where needed), inputs by path, URL or Drive link.
 
 def source_network(name_or_path, sha256=None, cache_dir=None):
     """A local checkpoint path: an existing file as is; a KNOWN_NETWORKS name, a URL or a Google Drive share
@@ -202,34 +199,6 @@ def _unzipped(zip_path, folder):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dest
-
-def sample_photos(dest):
-    """Two real photos that packages ship (scikit-image's astronaut, matplotlib's grace_hopper), as JPEGs in
-    `dest`: the offline input of the notebooks' SMOKE runs and of a first try."""
-    import matplotlib.cbook
-    import skimage.data
-    from PIL import Image
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(skimage.data.astronaut()).save(dest / 'astronaut.jpg', quality=95)
-    with matplotlib.cbook.get_sample_data('grace_hopper.jpg') as f:
-        (dest / 'grace_hopper.jpg').write_bytes(f.read())
-    return dest
-
-def demo_dataset(dest_zip, count=32, seed=1000):
-    """A small "cartoon" dataset drawn by the bundled fine-tuned demo generator (the demo's animal faces),
-    prepared as a training zip: the offline data of the training notebook's SMOKE run."""
-    from . import images
-    from .assets import DEMO_TOON
-    from .checkpoints import load
-    from .data import prepare_dataset
-    G = load(DEMO_TOON).G_ema
-    imgs = images.to_uint8(images.generate_images(G, range(seed, seed + count), truncation_psi=0.8, progress=False))
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, img in enumerate(imgs):
-            images.save_image(Path(tmp) / f'{i:04d}.png', img)
-        prepare_dataset(tmp, dest_zip, G.img_resolution, progress=False)
-    return Path(dest_zip)
 
 def fine_tuned(path_or_run):
     """A fine-tuned checkpoint: a file as is, or a training run directory's newest snapshot."""

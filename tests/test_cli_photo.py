@@ -10,14 +10,14 @@ import stylegan2_lib as sg
 from stylegan2_lib import cli_common, cli_photo, devices
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
 from stylegan2_lib.cli import main
+from stylegan2_lib.samples import sample_photos
 
 pytest.importorskip('dlib', reason='alignment needs the [align] extra')
 
 
 @pytest.fixture(scope='module')
-def photo():
-    from matplotlib import cbook
-    return cbook.get_sample_data('grace_hopper.jpg', asfileobj=False)
+def photo(tmp_path_factory):
+    return sample_photos(tmp_path_factory.mktemp('photos')) / 'grace_hopper.jpg'
 
 
 def test_stylize_on_the_demo_pair(tmp_path, photo, capsys):

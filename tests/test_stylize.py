@@ -1,21 +1,26 @@
 """Photo -> aligned -> projected into the base generator -> rendered by the blend(s)."""
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import stylegan2_lib.stylize as stylize_module
+import stylegan2_lib as sg
 from stylegan2_lib import align, devices
 from stylegan2_lib.blend import blend
+from stylegan2_lib.samples import grace_hopper
 from stylegan2_lib.stylize import stylize
 
 pytest.importorskip('dlib', reason='alignment needs the [align] extra')
 
+# The module (sg.stylize is the function, as sg.project is; `import stylegan2_lib.stylize as m` would give it).
+stylize_module = importlib.import_module('stylegan2_lib.stylize')
 
-def grace_hopper():
-    from matplotlib import cbook
-    return Image.open(cbook.get_sample_data('grace_hopper.jpg')).convert('RGB')
+
+def test_stylize_is_public():
+    assert sg.stylize is stylize and 'stylize' in sg.__all__ and stylize_module.stylize is stylize
 
 
 def test_stylize_strip_over_all_swap_resolutions(tiny32):

@@ -7,8 +7,9 @@ badges and parameter conventions), so they stay small, consistent and reviewable
 Conventions every notebook follows: an "Open in Colab" badge; a set-up cell that installs the library from
 the repository unless it is already importable (Colab's torch is kept: the library asks for torch>=2.0
 only), then reports the GPU; one cell tagged `parameters` (papermill) holding the knobs and `SMOKE = False`;
-with SMOKE = True every notebook runs offline on the bundled demo pair in a few minutes on a 2-core CPU
-(tests/test_notebooks.py runs them so). Logic lives in the library; cells call it in a few lines.
+with SMOKE = True every notebook runs offline on the bundled demo pair and stylegan2_lib.samples (a photo
+matplotlib ships, a dataset the demo pair draws) in a few minutes on a 2-core CPU, with nothing installed
+beyond `pip install -e ".[align,notebook]"` (tests/test_notebooks.py runs them so). Logic lives in the library; cells call it in a few lines.
 """
 
 import argparse
@@ -78,8 +79,9 @@ FACES = 'data/faces'         # the cut-out faces land here: look through them an
 OUT_ZIP = 'data/style-256.zip'
 SMOKE = False                # True: an offline run on two sample photos (tests use it)'''),
 ('code', '''\
-if SMOKE:   # offline and small: the two photos scikit-image and matplotlib ship, aligned at 64x64
-    SOURCE, MODE, RESOLUTION = str(nb.sample_photos('smoke/photos')), 'align', 64
+if SMOKE:   # offline and small: matplotlib's photo of Grace Hopper and its mirror image, aligned at 64x64
+    from stylegan2_lib import samples
+    SOURCE, MODE, RESOLUTION = str(samples.sample_photos('smoke/photos')), 'align', 64
     FACES, OUT_ZIP = 'smoke/faces', 'smoke/faces-64.zip'
 drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. SOURCE = str(drive / 'anime')
 if SOURCE == 'upload':
@@ -134,8 +136,9 @@ WORKERS = 2                  # data-loading processes
 SMOKE = False                # True: an offline run on the bundled 32x32 demo base (tests use it)'''),
 ('code', '''\
 if SMOKE:   # offline and small: fine-tune the demo base on 32 images drawn by the demo's fine-tuned model
+    from stylegan2_lib import samples
     from stylegan2_lib.assets import DEMO_BASE
-    SOURCE_NETWORK, DATA, OUTDIR = str(DEMO_BASE), str(nb.demo_dataset('smoke/toon-32.zip')), 'smoke/runs'
+    SOURCE_NETWORK, DATA, OUTDIR = str(DEMO_BASE), str(samples.demo_dataset('smoke/toon-32.zip')), 'smoke/runs'
     KIMG, SNAP, BATCH, WORKERS = 0.5, 0.25, 8, 0
 drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. OUTDIR = str(drive / 'stylegan2-runs')
 source = nb.source_network(SOURCE_NETWORK, sha256=SOURCE_SHA256)
@@ -222,8 +225,9 @@ OUTDIR = 'stylized'
 SMOKE = False                # True: a sample photo and the bundled 32x32 demo pair, offline (tests use it)'''),
 ('code', '''\
 if SMOKE:   # offline and small: a sample photo, the demo pair, a short projection on pixels
+    from stylegan2_lib import samples
     from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
-    PHOTO = str(nb.sample_photos('smoke/photos') / 'grace_hopper.jpg')
+    PHOTO = str(samples.sample_photos('smoke/photos') / 'grace_hopper.jpg')
     BASE, STYLED, STEPS, LOSS, OUTDIR = str(DEMO_BASE), str(DEMO_TOON), 20, 'pixel', 'smoke/stylized'
 PHOTO = str(nb.upload_files('photos')[0] if PHOTO == 'upload' else nb.input_path(PHOTO))
 device = sg.default_device(DEVICE)       # the networks load straight onto it
@@ -233,9 +237,8 @@ styled = sg.load(nb.fine_tuned(STYLED), device=device).G_ema'''),
 ('md', '## Align, project, render with every blend'),
 ('code', '''\
 from stylegan2_lib.align import read_photo
-from stylegan2_lib.stylize import stylize
-result = stylize(read_photo(PHOTO), base.G_ema, styled=styled, steps=STEPS, loss=LOSS, D=base.D, w_plus=W_PLUS,
-                 device=device)
+result = sg.stylize(read_photo(PHOTO), base.G_ema, styled=styled, steps=STEPS, loss=LOSS, D=base.D, w_plus=W_PLUS,
+                    device=device)
 print(f'projected on {result.device} with the {result.projection.method} distance')
 nb.show(result.strip)'''),
 ('md', '## Save and download'),

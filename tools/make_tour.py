@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import stylegan2_lib as sg  # noqa: E402
-from stylegan2_lib import images, notebook as nb  # noqa: E402
+from stylegan2_lib import images, notebook as nb, samples  # noqa: E402
 from stylegan2_lib.assets import DEMO_BASE  # noqa: E402
 from stylegan2_lib.blend_views import BlendViews, ViewState  # noqa: E402
 from stylegan2_lib.train import list_snapshots  # noqa: E402
@@ -32,7 +32,7 @@ DOCS = ROOT / 'docs'
 def main():
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        data = nb.demo_dataset(work / 'toon-32.zip', count=64)
+        data = samples.demo_dataset(work / 'toon-32.zip', count=64)
         run = sg.train(sg.TrainOptions(data=str(data), outdir=str(work / 'runs'), resume=str(DEMO_BASE), kimg=4, snap=1,
                                        tick=0.5, batch=8, workers=0, sample_seeds=16, mirror=True))
         snaps = list_snapshots(run)
