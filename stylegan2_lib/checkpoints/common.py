@@ -68,13 +68,18 @@ def current_limits():
 # network built from placeholders (no memory), its shapes against the file's tensors, the memory it will take
 # against the load's budget, and only then the copies.
 
-def build_network(path, label, cfg, state, keep_constructed=(), owned=False):
-    net_class = Generator if isinstance(cfg, GeneratorConfig) else Discriminator
-    assert isinstance(cfg, (GeneratorConfig, DiscriminatorConfig))
+def check_limits(path, label, cfg):
+    """`cfg` against the load's Limits, before anything (rules, shapes, memory) is derived from it."""
     try:
         check_config(cfg, current_limits())
     except ValueError as e:
         raise CheckpointError(path, f'{label}: {e} (see stylegan2_lib.checkpoints.Limits)') from None
+    return cfg
+
+def build_network(path, label, cfg, state, keep_constructed=(), owned=False):
+    net_class = Generator if isinstance(cfg, GeneratorConfig) else Discriminator
+    assert isinstance(cfg, (GeneratorConfig, DiscriminatorConfig))
+    check_limits(path, label, cfg)
     with uninitialised():
         net = net_class(cfg)
     expected = dict(net.state_dict())
@@ -134,20 +139,26 @@ def _own(t, dtype, owned):
 #----------------------------------------------------------------------------
 # Convert unpickled records (EasyDict, numpy scalars, namespaces) into plain JSON-friendly values.
 
-# Nesting deeper than MAX_DEPTH (a file can nest lists a million deep, or make them contain themselves) is cut
-# off; nothing from the file is repr()'d.
+# Bounded walks: nesting deeper than MAX_DEPTH (a file can nest lists a million deep, or make them contain
+# themselves) is cut off, and so is everything after MAX_NODES values (40 levels of lists that each hold the
+# next one twice are 2**40 values from a few hundred bytes); nothing from the file is repr()'d.
 
 MAX_DEPTH = 32
+MAX_NODES = 100_000
 
-def plain(obj, depth=0):
+def plain(obj, depth=0, budget=None):
+    budget = budget if budget is not None else [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        return '<truncated>'
     if depth > MAX_DEPTH:
         return '<nested too deep>'
     if isinstance(obj, NamespaceRecord):
-        return plain(obj.as_dict(), depth + 1)
+        return plain(obj.as_dict(), depth + 1, budget)
     if isinstance(obj, dict):
-        return {str(k)[:200]: plain(v, depth + 1) for k, v in obj.items()}
+        return {str(k)[:200]: plain(v, depth + 1, budget) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [plain(v, depth + 1) for v in obj]
+        return [plain(v, depth + 1, budget) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, ArraySpec) and obj.array is not None:

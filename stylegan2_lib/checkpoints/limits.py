@@ -58,12 +58,13 @@ def _check_activation(value, name):
 
 
 def _filter(value):
+    # setup_filter divides the taps by their sum, in float32: the taps must be moderate and not cancel out.
     if not isinstance(value, tuple) or not 1 <= len(value) <= 16:
         raise ValueError(f'resample_filter must have 1..16 taps, got {value!r:.80}')
     for tap in value:
-        _number(tap, 'a resample_filter tap')
-    if sum(value) == 0:
-        raise ValueError('resample_filter taps sum to zero')
+        _number(tap, 'a resample_filter tap', -1e6, 1e6)
+    if abs(sum(value)) < 1e-3 * max(abs(t) for t in value):
+        raise ValueError(f'resample_filter taps {list(value)} (nearly) sum to zero')
 
 
 def check_config(cfg, limits=DEFAULT):

@@ -73,12 +73,16 @@ def is_native(data: bytes, size=None):
     n = int.from_bytes(data[:8], 'little')
     return 2 <= n <= size - 8 and data[8:9] == b'{'
 
+MAX_HEADER_BYTES = 100_000_000          # safetensors's own limit on the JSON header
+
 def from_native(path):
     """The file's tensors are memory-mapped by safetensors and copied once into tensors the networks own
     (no whole-file bytes object first): peak memory about one copy of the weights."""
     try:
         with open(path, 'rb') as f:
             n = int.from_bytes(f.read(8), 'little')
+            if n > MAX_HEADER_BYTES:
+                raise CheckpointError(path, f'safetensors header of {n} bytes (at most {MAX_HEADER_BYTES} are allowed)')
             header = json.loads(f.read(n))
         metadata = header.get('__metadata__') or {}
     except ValueError as e:

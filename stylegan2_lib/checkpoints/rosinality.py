@@ -28,7 +28,7 @@ import torch
 from .. import ops
 from ..discriminator import DiscriminatorConfig
 from ..generator import Generator, GeneratorConfig
-from .common import Checkpoint, build_network, plain
+from .common import Checkpoint, build_network, check_limits, plain
 from .errors import CheckpointError, ExportError
 from .safe_pickle import NamespaceRecord
 
@@ -136,7 +136,7 @@ def generator_from_state(path, label, sd, w_avg=None):
                               mapping_layers=sum(1 for k in sd if k.startswith('style.') and k.endswith('.weight')))
     except ValueError as e:
         raise CheckpointError(path, f'{label}: {e}') from None
-    state = _apply(path, label, sd, generator_rules(cfg), generator_kernels(cfg))
+    state = _apply(path, label, sd, generator_rules(check_limits(path, label, cfg)), generator_kernels(cfg))
     state['mapping.w_avg'] = torch.zeros([style_dim]) if w_avg is None else w_avg.reshape(-1).float()
     return build_network(path, label, cfg, state, keep_constructed=('resample_filter',))
 
@@ -150,6 +150,7 @@ def discriminator_from_state(path, label, sd, img_resolution):
     except KeyError as e:
         raise CheckpointError(path, f'{label}: rosinality checkpoint without tensor {e.args[0]}') from None
     cfg = DiscriminatorConfig(img_resolution=img_resolution, channels=channels, mbstd_group_size=4)   # their stddev_group
+    check_limits(path, label, cfg)
     state = _apply(path, label, sd, discriminator_rules(cfg), discriminator_kernels(cfg))
     return build_network(path, label, cfg, state, keep_constructed=('resample_filter',))
 

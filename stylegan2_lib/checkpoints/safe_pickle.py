@@ -114,8 +114,9 @@ class DTypeSpec:
         self.kind, self.byteorder = spec, '<'
 
     def __setstate__(self, state):
+        # The state numpy pickles for a builtin numeric type, exactly: no subarray, fields, sizes or flags.
         ok = (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in ('<', '|', '=')
-              and state[2:5] == (None, None, None) and all(type(v) is int for v in state[5:]) and state[7] == 0)
+              and state[2:] == (None, None, None, -1, -1, 0))
         if not ok:
             raise pickle.UnpicklingError(f'numpy dtype state {state!r:.80} is not that of a little-endian numeric type')
 
@@ -272,8 +273,16 @@ def _slice(*args):
 # The byte budget of one load, and reads that stay inside the input.
 
 class Budget:
+    """What one load may still take: storage bytes (the input's size) and unpickler opcodes. Every opcode makes
+    at most a few Python objects, so their number bounds the memory the unpickler's own objects take: at most
+    MIN_OPCODES + size / BYTES_PER_OPCODE (a network pickle runs a few per tensor, tens of thousands in all; a
+    file of 24 million EMPTY_DICT opcodes would otherwise make 1.5 GB of dicts from 24 MB)."""
+    MIN_OPCODES = 2 ** 20
+    BYTES_PER_OPCODE = 16
+
     def __init__(self, limit):
         self.limit, self.used = limit, 0
+        self.opcodes_left = self.MIN_OPCODES + limit // self.BYTES_PER_OPCODE
 
     def charge(self, nbytes, what):
         self.used += nbytes
@@ -365,7 +374,7 @@ _BUILDABLE = (TFNetworkRecord, NamespaceRecord, DTypeSpec, ArraySpec, Record)
 
 class RestrictedUnpickler(pickle._Unpickler):
     """Resolves globals only through the allowlist; storages through `storage_loader(key, dtype, numel)`.
-    `budget`: the load's Budget (shared by the pickles of one file)."""
+    `budget`: the load's Budget (shared by the pickles of one file), which also bounds the opcodes run."""
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
@@ -375,6 +384,27 @@ class RestrictedUnpickler(pickle._Unpickler):
         self.budget = budget if budget is not None else Budget(getattr(reader, 'size', 2 ** 62))
         self._blobs = {}
         self.allowed = _allowlist(self.budget, self._storage_blob)
+
+    def load(self):
+        """pickle._Unpickler.load's loop, with the opcode count bounded by the budget (see the class)."""
+        self._unframer = pickle._Unframer(self._file_read, self._file_readline)
+        self.read, self.readinto, self.readline = self._unframer.read, self._unframer.readinto, self._unframer.readline
+        self.metastack, self.stack, self.proto = [], [], 0
+        self.append = self.stack.append
+        read, dispatch = self.read, self.dispatch
+        try:
+            while True:
+                key = read(1)
+                if not key:
+                    raise EOFError('the pickle ends before its STOP opcode')
+                self.budget.opcodes_left -= 1
+                if self.budget.opcodes_left < 0:
+                    raise LimitError('the pickle runs more opcodes than its size allows')
+                dispatch[key[0]](self)
+        except pickle._Stop as stop:
+            return stop.value
+        except KeyError as e:
+            raise pickle.UnpicklingError(f'invalid opcode {e.args[0] if e.args else "?"!r}') from None
 
     def find_class(self, module, name):
         try:

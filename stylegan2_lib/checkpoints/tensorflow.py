@@ -26,7 +26,7 @@ import torch
 
 from ..discriminator import Discriminator, DiscriminatorConfig
 from ..generator import GeneratorConfig
-from .common import Checkpoint, build_network, plain
+from .common import Checkpoint, build_network, check_limits, plain
 from .errors import CheckpointError, ExportError
 from .safe_pickle import TFNetworkRecord, as_array, numpy_reconstruct
 
@@ -139,8 +139,9 @@ def _check_version(path, label, net):
 def _build(path, label, cfg_class, cfg_kwargs, rules_fn, params):
     try:
         cfg = cfg_class(**cfg_kwargs)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise CheckpointError(path, f'{label}: {e}') from None
+    check_limits(path, label, cfg)
     state = {}
     for ours, theirs, kind in rules_fn(cfg):
         if theirs not in params:
