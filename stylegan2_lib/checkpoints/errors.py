@@ -4,10 +4,13 @@
 class CheckpointError(ValueError):
     """A file could not be read as a network checkpoint (unknown format, corrupt, inconsistent)."""
 
+    MAX_PROBLEM = 500       # characters: names from a hostile file can be long or hold newlines
+
     def __init__(self, path, problem):
         self.path = str(path)
-        self.problem = problem
-        super().__init__(f'{self.path}: {problem}')
+        text = ' '.join(str(problem).split())           # one line, whatever text the file supplied
+        self.problem = text if len(text) <= self.MAX_PROBLEM else text[: self.MAX_PROBLEM] + '...'
+        super().__init__(f'{self.path}: {self.problem}')
 
 
 class UnsafePickleError(CheckpointError):

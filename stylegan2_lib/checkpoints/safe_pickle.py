@@ -276,9 +276,10 @@ class Budget:
     """What one load may still take: storage bytes (the input's size) and unpickler opcodes. Every opcode makes
     at most a few Python objects, so their number bounds the memory the unpickler's own objects take: at most
     MIN_OPCODES + size / BYTES_PER_OPCODE (a network pickle runs a few per tensor, tens of thousands in all; a
-    file of 24 million EMPTY_DICT opcodes would otherwise make 1.5 GB of dicts from 24 MB)."""
-    MIN_OPCODES = 2 ** 20
-    BYTES_PER_OPCODE = 16
+    file of 24 million EMPTY_DICT opcodes would otherwise make 1.5 GB of dicts from 24 MB), so the unpickler's
+    objects take under 30 MiB plus about the input's size."""
+    MIN_OPCODES = 2 ** 17           # a 1 MB network pickle runs about 17000, a 280 MB one about 10000
+    BYTES_PER_OPCODE = 256          # at most ~250 bytes of Python objects per opcode (an empty set: 216)
 
     def __init__(self, limit):
         self.limit, self.used = limit, 0
@@ -378,12 +379,14 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
-    def __init__(self, reader, storage_loader=None, budget=None):
+    def __init__(self, reader, storage_loader=None, budget=None, blobs=True):
         super().__init__(reader)
         self._storage_loader = storage_loader
         self.budget = budget if budget is not None else Budget(getattr(reader, 'size', 2 ** 62))
         self._blobs = {}
         self.allowed = _allowlist(self.budget, self._storage_blob)
+        if not blobs:                                   # inside a storage blob: no blob within a blob
+            del self.allowed[('torch.storage', '_load_from_bytes')]
 
     def load(self):
         """pickle._Unpickler.load's loop, with the opcode count bounded by the budget (see the class)."""
@@ -426,7 +429,7 @@ class RestrictedUnpickler(pickle._Unpickler):
             raise pickle.UnpicklingError('storage blob is not bytes')
         key = id(blob)
         if key not in self._blobs:
-            storage = load_torch_legacy(bytes(blob), budget=self.budget)
+            storage = load_torch_legacy(bytes(blob), budget=self.budget, blobs=False)
             if not isinstance(storage, torch.Tensor):
                 raise pickle.UnpicklingError('storage blob does not hold a storage')
             self._blobs[key] = (blob, storage)             # the blob is kept alive, so its id stays its own
@@ -467,6 +470,12 @@ class RestrictedUnpickler(pickle._Unpickler):
     def load_frozenset(self):
         self.append(frozenset(check_key(k) for k in self.pop_mark()))
     dispatch[pickle.FROZENSET[0]] = load_frozenset
+
+    # BYTEARRAY8 allocates its length before reading (pickle.py): read first, within the input.
+    def load_bytearray8(self):
+        (n,) = struct.unpack('<Q', self.read(8))
+        self.append(bytearray(self.read(n)))
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
     # BUILD only on the stand-ins that take a state.
     def load_build(self):
@@ -569,18 +578,18 @@ def load_torch_zip(data, budget=None):
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 
 
-def load_torch_legacy(data, budget=None):
+def load_torch_legacy(data, budget=None, blobs=True):
     """torch.save's legacy format: pickles of (magic, protocol, sys_info, object, storage keys), then each
     storage's bytes as an int64 element count followed by the raw data, in key order. The key list must name
     exactly the storages the object uses."""
     reader, size = as_reader(data)
     budget = budget or Budget(size)
-    if RestrictedUnpickler(reader, budget=budget).load() != LEGACY_MAGIC:
+    if RestrictedUnpickler(reader, budget=budget, blobs=blobs).load() != LEGACY_MAGIC:
         raise pickle.UnpicklingError('not a torch legacy file (bad magic number)')
-    protocol = RestrictedUnpickler(reader, budget=budget).load()
+    protocol = RestrictedUnpickler(reader, budget=budget, blobs=blobs).load()
     if protocol != 1001:
         raise pickle.UnpicklingError(f'unsupported torch legacy protocol {protocol!r:.40}')
-    sys_info = RestrictedUnpickler(reader, budget=budget).load()
+    sys_info = RestrictedUnpickler(reader, budget=budget, blobs=blobs).load()
     if not (isinstance(sys_info, dict) and sys_info.get('little_endian', True)):
         raise pickle.UnpicklingError('big-endian torch files are not supported')
     pending = {}
@@ -593,8 +602,8 @@ def load_torch_legacy(data, budget=None):
             raise pickle.UnpicklingError(f'storage {key} is used with two different types or sizes')
         return pending[key][2]
 
-    obj = RestrictedUnpickler(reader, storage, budget).load()
-    keys = RestrictedUnpickler(reader, budget=budget).load()
+    obj = RestrictedUnpickler(reader, storage, budget, blobs).load()
+    keys = RestrictedUnpickler(reader, budget=budget, blobs=blobs).load()
     if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(pending) or len(keys) != len(pending):
         raise pickle.UnpicklingError('the storage key list does not name exactly the storages the file uses')
     for key in map(str, keys):
