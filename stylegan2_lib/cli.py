@@ -1,4 +1,5 @@
-"""Command line: `stylegan2-lib info | generate | blend | demo | convert | dataset | train | align | stylize | doctor`
+"""Command line: `stylegan2-lib info | generate | blend | demo | evaluate | convert | dataset | train | align | stylize |
+doctor`
 (also `python -m stylegan2_lib`; align and stylize live in cli_photo.py, the checks they share in cli_common.py).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
@@ -125,6 +126,46 @@ def cmd_demo(args):
           f'(demo-base | swap at {", ".join(map(str, swaps))} | demo-toon)')
     print(f'wrote {out} (nvlabs): blocks <= {args.resolution} from demo-base (smiley faces), above from demo-toon '
           f'(animal faces), mapping from demo-base')
+    _demo_scores(os.path.join(args.outdir, 'demo-scores'), args.device)
+    return 0
+
+def _demo_scores(stem, device):
+    """The measurement a user would make on their own run, on the demo pair, offline: demo-scores.png/.json/.txt."""
+    import tempfile
+    from .evaluate import evaluate
+    from .samples import demo_dataset
+    with tempfile.TemporaryDirectory() as tmp:
+        style = demo_dataset(os.path.join(tmp, 'style.zip'))
+        # Offline: the demo files hold no discriminator, so the features are small thumbnails (metrics.pixel_features).
+        scores = evaluate(DEMO_BASE, {'demo-toon': DEMO_TOON}, style, features='pixels', device=device, progress=False)
+    paths = scores.save(stem)
+    print(f'wrote {paths[2]}: style and likeness of every swap point ({scores.features}, offline; scores in '
+          f'{os.path.basename(paths[0])}); recommended: {scores.recommendation_text()}')
+
+def cmd_evaluate(args):
+    from .evaluate import SCORES_STEM, evaluate, run_inputs
+    from .train.state import is_run_dir
+    run = args.run if len(args.run) > 1 else args.run[0]
+    base, data, outdir = args.base, args.data, args.outdir
+    if isinstance(run, str) and is_run_dir(run):          # the run records its base and data; its scores go beside it
+        try:
+            recorded = run_inputs(run) if base is None or data is None else (base, data)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
+        base, data, outdir = base or recorded[0], data or recorded[1], outdir or run
+    if base is None or data is None:
+        raise CLIError('give --base and --data (a run directory as --run records both)')
+    outdir = outdir or 'scores'
+    check_outdir(outdir)
+    try:
+        scores = evaluate(base, run, data, features=args.features, seeds=args.seeds, truncation_psi=args.trunc,
+                          min_likeness=args.min_likeness, device=args.device)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    os.makedirs(outdir, exist_ok=True)
+    paths = scores.save(os.path.join(outdir, SCORES_STEM))
+    print(scores.table())
+    print(f'wrote {", ".join(map(str, paths))}')
     return 0
 
 def cmd_convert(args):
@@ -178,6 +219,13 @@ def train_paths(args):
             print(f'stylegan2-lib: warning: {option} {given} is not used: a resumed run keeps the one it records ({kept})',
                   file=sys.stderr)
     return data, outdir
+
+def metric_list(text):
+    names = tuple(n.strip() for n in text.split(',') if n.strip())
+    unknown = sorted(set(names) - {'kid', 'fid', 'copy'})
+    if unknown or not names:
+        raise CLIError(f'--metrics {text!r}: give some of kid, fid, copy, comma-separated')
+    return names
 
 def cmd_train(args):
     from .train import TrainOptions, TrainingError, train     # torch.distributed etc. only when training
@@ -234,6 +282,12 @@ def add_train_parser(sub):
                                                     "in float16 (default: the network's, or 4 if it has none)")
     a('--tf32', action='store_true', default=None, help='TF32 tensor cores for float32 matmuls and convolutions on CUDA '
                                                         '(faster, 10-bit mantissa; default off, as NVlabs)')
+    a('--metrics', type=metric_list, metavar='kid,fid,copy',
+      help='scores at every snapshot against the training images, in the log and the snapshot: kid, fid, copy '
+           '(the copying score), comma-separated')
+    a('--metrics-images', type=int, metavar='N', help='images generated per snapshot for --metrics (default: 500)')
+    a('--metrics-features', choices=['auto', 'inception', 'discriminator', 'pixels'],
+      help="features for --metrics: auto (default: Inception, else the --resume network's discriminator, else pixels)")
     a('--resolution', type=int, help='from scratch only: image size')
     a('--z-dim', type=int, help='from scratch only (default 512)')
     a('--w-dim', type=int, help='from scratch only (default 512)')
@@ -300,6 +354,31 @@ def build_parser():
                    help=f'swap resolution of demo-blend.pkl (default: {DEMO_SWAP})')
     add_device_option(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser('evaluate', help='score every snapshot x swap point: style, likeness to the base, copying',
+                       description='For every snapshot of RUN (a training run directory, or checkpoint files) and every '
+                                   'swap point: the style distance (KID of the blend\'s images to the style images), the '
+                                   'likeness to the base (face identity where faces are found, else structural) and '
+                                   'whether the snapshot copies its training images. Writes OUTDIR/scores.json, '
+                                   'scores.txt and scores.png (heat map) and prints the recommended pair '
+                                   '(docs/scores.md says how to read them).')
+    p.add_argument('--base', metavar='FILE', help='the real-face generator the snapshots were fine-tuned from '
+                                                 '(default for a run directory: the file it was fine-tuned from)')
+    p.add_argument('--run', required=True, nargs='+', metavar='RUN_DIR_OR_FILES', help='a run directory, or snapshot files')
+    p.add_argument('--data', metavar='DIR_OR_ZIP', help="the style (training) images (default for a run directory: its data)")
+    p.add_argument('--features', choices=['auto', 'inception', 'discriminator', 'pixels'], default='auto',
+                   help="auto (default): Inception (standard FID weights, downloaded once) when possible, else the base's "
+                        'discriminator, else small thumbnails (both offline; not comparable with published FID/KID)')
+    add_seeds_option(p, '0-63', 'latents every blend renders')
+    p.add_argument('--trunc', type=float, default=1.0, metavar='PSI', help='truncation psi (default: 1 = none)')
+    p.add_argument('--min-likeness', type=float, default=None, metavar='L',
+                   help='a recommended blend keeps at least this likeness to the base (default: 0.5 measured on faces, '
+                        '0.4 structurally)')
+    p.add_argument('--outdir', default=None, metavar='DIR',
+                   help='where to write scores.json/.txt/.png (default: the run directory, where the explorer finds '
+                        'them; else ./scores)')
+    add_device_option(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser('convert', help='write a checkpoint in another format',
                        description='Load any supported checkpoint and write it as an NVlabs .pkl (TF-StyleGAN2 layout), '

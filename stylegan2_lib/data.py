@@ -269,6 +269,11 @@ class ImageDataset(torch.utils.data.Dataset):
                 _warn_skipped(self._src, self.skipped, len(self._src.names), stacklevel=2)
         self._src.close()           # the checking pass is over; each process reopens a zip when it reads
 
+    def uint8_images(self, n=None):
+        """The first n images (all by default, no mirrored copies) as uint8 [n, R, R, 3], as metrics take them."""
+        n = self.num_images if n is None else min(n, self.num_images)
+        return np.stack([self[i].numpy().transpose(1, 2, 0) for i in range(n)])
+
     @property
     def num_images(self):
         """Distinct images (without the mirrored copies)."""

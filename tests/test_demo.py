@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import stylegan2_lib as sg
+from stylegan2_lib.evaluate import load_scores
 from conftest import assert_pkl_state, files_under
 from stylegan2_lib.assets import DEMO_BASE, DEMO_SWAP, DEMO_TOON
 from stylegan2_lib.cli import main
@@ -119,8 +120,15 @@ def test_demo_command(capsys, tmp_path, pair):
     rc = main(['demo', '--outdir', str(out), '--seeds', '0,3-4', '--trunc', '0.6', '--device', 'cpu'])
     stdout, err = capsys.readouterr()
     assert rc == 0, err
-    assert files_under(out) == ['demo-blend.pkl', 'demo-preview.png']
+    assert files_under(out) == ['demo-blend.pkl', 'demo-preview.png', 'demo-scores.json', 'demo-scores.png', 'demo-scores.txt']
     assert str(out / 'demo-blend.pkl') in stdout and str(out / 'demo-preview.png') in stdout
+    # The measurement, offline: one row (demo-toon) x every swap choice; the base column is the base itself.
+    scores = load_scores(out / 'demo-scores.json')
+    assert scores.labels == ['demo-toon'] and [r for _, r in scores.choices] == [0, 4, 8, 16, 32]
+    assert not scores.comparable and 'pixels' in scores.features
+    assert scores.likeness[0, -1] == pytest.approx(1.0)                     # 'all low' is the base: itself
+    assert scores.style_kid[0, 0] < scores.style_kid[0, -1]                 # the snapshot is nearer the style than the base
+    assert scores.recommended is not None and str(out / 'demo-scores.png') in stdout and 'recommended' in stdout
 
     base, toon = pair[0].G_ema, pair[1].G_ema
     # The checkpoint: the blend at DEMO_SWAP, NVlabs-readable (with a placeholder D, said on stderr).
@@ -158,7 +166,8 @@ def test_quick_start_command(tmp_path):
     r = subprocess.run([sys.executable, '-m', 'stylegan2_lib', 'demo', '--outdir', 'out'], capture_output=True, text=True,
                        cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(ROOT)}, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert files_under(tmp_path / 'out') == ['demo-blend.pkl', 'demo-preview.png']
+    assert files_under(tmp_path / 'out') == ['demo-blend.pkl', 'demo-preview.png', 'demo-scores.json', 'demo-scores.png',
+                                             'demo-scores.txt']
     grid = np.asarray(Image.open(tmp_path / 'out' / 'demo-preview.png').convert('RGB'))
     assert grid.shape == (LABEL + 6 * (TILE + PAD) - PAD, 5 * (TILE + PAD) - PAD, 3)      # seeds 0-5, 5 columns
 

@@ -11,13 +11,14 @@ Images are uint8 numpy [N, H, W, 3] (what images.to_uint8 gives) or one [H, W, 3
 """
 
 from .features import (Features, discriminator_features, inception, inception_weights, read_inception_state,
-                       INCEPTION_URL, INCEPTION_FILE, INCEPTION_SHA256_PREFIX)
+                       pixel_features, pick_features, FEATURE_CHOICES, INCEPTION_URL, INCEPTION_FILE, INCEPTION_SHA256_PREFIX)
 from .similarity import (Face, Likeness, LikenessBase, describe_faces, identity_similarity, landmark_error, likeness,
                          likeness_base, structural_similarity)
 from .scores import CopyScore, copying, fid, kid
 
 __all__ = [
-    'Features', 'inception', 'inception_weights', 'read_inception_state', 'discriminator_features',
+    'Features', 'inception', 'inception_weights', 'read_inception_state', 'discriminator_features', 'pixel_features',
+    'pick_features', 'FEATURE_CHOICES',
     'INCEPTION_URL', 'INCEPTION_FILE', 'INCEPTION_SHA256_PREFIX',
     'fid', 'kid', 'copying', 'CopyScore',
     'likeness', 'Likeness', 'likeness_base', 'LikenessBase', 'Face', 'describe_faces', 'identity_similarity', 'landmark_error', 'structural_similarity',

@@ -206,3 +206,48 @@ def discriminator_features(D, device=None, block=None):
     span = f'b{blocks[0]}' if len(blocks) == 1 else f'b{blocks[0]}-b{blocks[-1]}'
     return Features(f'discriminator ({D.img_resolution}px, {span} pooled; not comparable with published FID/KID)',
                     dim, False, device, embed)
+
+#----------------------------------------------------------------------------
+# The last resort offline: small images themselves (colour and layout, nothing learned), for a base without a
+# discriminator and no Inception weights (e.g. the bundled demo pair, which ships G_ema only).
+
+def pixel_features(size=16, device='cpu'):
+    """Antialiased size x size RGB thumbnails in [-1, 1], flattened (3 * size^2 values). Not comparable with
+    published FID/KID; ranks blends of one base by colour and layout only."""
+    device = torch.device(device)
+
+    def embed(x):
+        x = x.float() / 127.5 - 1
+        return F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False).flatten(1)
+
+    return Features(f'pixels ({size}x{size} thumbnails; not comparable with published FID/KID)', 3 * size * size, False,
+                    device, embed)
+
+#----------------------------------------------------------------------------
+# Which features to use: given, or by name, with an offline fallback that says why it was taken.
+
+FEATURE_CHOICES = ('auto', 'inception', 'discriminator', 'pixels')
+
+def pick_features(features='auto', D=None, device=None):
+    """A Features: an instance as given; 'inception' (the FID network: downloads its weights once, needs the
+    `metrics` extra); 'discriminator' (D's, offline); 'pixels' (offline); 'auto': Inception when it can be had,
+    else D's when there is a D, else pixels. A fallback records why in `.fallback_reason`."""
+    if isinstance(features, Features):
+        return features
+    if features not in FEATURE_CHOICES:
+        raise ValueError(f'features must be one of {FEATURE_CHOICES} or a metrics.Features, got {features!r}')
+    device = default_device(device)
+    reason = None
+    if features in ('inception', 'auto'):
+        try:
+            return inception(device=device)
+        except Exception as e:                      # noqa: BLE001 (no internet, no torch-fidelity: go offline)
+            if features == 'inception':
+                raise
+            reason = f'Inception unavailable ({type(e).__name__}: {str(e)[:200]})'
+    if features == 'discriminator' and D is None:
+        raise ValueError("features='discriminator' needs a discriminator (the base file holds none): use 'pixels' or 'inception'")
+    extractor = discriminator_features(D, device=device) if features in ('discriminator', 'auto') and D is not None \
+        else pixel_features(device=device)
+    extractor.fallback_reason = reason
+    return extractor

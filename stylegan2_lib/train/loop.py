@@ -29,6 +29,7 @@ from . import distributed, speed
 from . import state as run_state
 from .augment import AdaController, AugmentPipe
 from .loss import StyleGAN2Loss
+from .measure import SnapshotMetrics
 from .networks import build_networks, freeze, make_optimizer, update_ema
 from .options import TrainingError, TrainOptions
 
@@ -164,6 +165,9 @@ class Stepper:
         out = {name: self._step(name, net, interval, phase, real) for name, net, interval, phase in self.phases(batch_idx)}
         return {**out, 'nonfinite_grads': self.nonfinite}
 
+# What --metrics adds to a snapshot's line and meta (train/measure.py).
+MEASURED = ('kid', 'fid', 'copy_fraction', 'copy_flagged', 'metrics_features', 'metrics_sec')
+
 # How each statistic is reported per tick: the losses per image, the penalties per step, and in total the
 # number of optimiser steps whose gradients held a non-finite entry (replaced; see finish_gradients_).
 PER_IMAGE = ('loss_G', 'loss_D')
@@ -189,11 +193,11 @@ def _set_rng_state(state, device):
     if 'cuda' in state and device.type == 'cuda':
         torch.cuda.set_rng_state(state['cuda'], device)
 
-def write_snapshot(run_dir, G, D, G_ema, counters, opts, extra_state):
+def write_snapshot(run_dir, G, D, G_ema, counters, opts, extra_state, scores=None):
     """Networks + grid first, then the resume state naming them (see state.py)."""
     stem = run_state.snapshot_stem(counters['nimg'], counters['epoch'])
     meta = {'nimg': counters['nimg'], 'kimg': counters['nimg'] / 1000, 'epoch': counters['epoch'], 'run_options': opts.to_dict(),
-            'augment_p': extra_state.get('augment_p')}
+            'augment_p': extra_state.get('augment_p'), 'metrics': scores or {}}
     save(Path(run_dir) / f'{stem}.safetensors', G=G, D=D, G_ema=G_ema, meta=meta)
     images.save_image(Path(run_dir) / f'{stem}.png', _sample_grid(G_ema, opts.sample_seeds))
     run_state.write_state(run_dir, {'snapshot': f'{stem}.safetensors', **counters, **extra_state})
@@ -352,6 +356,7 @@ class _Run:
             _resume(st, ranks, opts, device, opt_G, opt_D, pipe, ada, loss)
         self.G, self.D, self.G_ema, self.opt_G, self.opt_D, self.pipe, self.ada, self.loss = G, D, G_ema, opt_G, opt_D, pipe, ada, loss
         self.stepper = Stepper(loss, opt_G, opt_D, G.z_dim, opts, ada, ranks)
+        self.measure = SnapshotMetrics(opts, self.dataset, device) if opts.metrics else None
 
     def run(self, callback):
         opts, counters = self.opts, self.counters
@@ -374,11 +379,11 @@ class _Run:
             snap_now = done or counters['nimg'] >= next_snap or epoch_snap
             if not (done or snap_now or counters['nimg'] >= next_tick):
                 continue
-            record = self._tick()
+            record = self._tick(measure=snap_now)
             bar.set_postfix({k: f'{record[k]:.3g}' for k in ('loss_G', 'loss_D', 'p', 'sec_per_kimg') if record.get(k) is not None})
             next_tick = counters['nimg'] + int(opts.tick * 1000)
             if snap_now:
-                self._snapshot()
+                self._snapshot({k: record[k] for k in record if k in MEASURED})
                 next_snap = (counters['nimg'] // snap_nimg + 1) * snap_nimg
                 snap_epoch = counters['epoch'] if epoch_snap else snap_epoch
             if callback is not None and self.ranks.is_main:
@@ -402,8 +407,9 @@ class _Run:
             self.sums[k] = self.sums.get(k, 0) + v
             self.counts[k] = self.counts.get(k, 0) + (opts.batch if k in PER_IMAGE else 1)
 
-    def _tick(self):
-        """Metrics line (rank 0) of the statistics summed over the ranks: one sync for the whole tick."""
+    def _tick(self, measure=False):
+        """Metrics line (rank 0) of the statistics summed over the ranks: one sync for the whole tick; at a
+        snapshot also the run's --metrics (rank 0), whose time counts in neither this tick nor the next."""
         counters, device = self.counters, self.device
         values = {k: float(v) for k, v in distributed.sum_values(self.ranks, self.sums).items()}
         _finite_or_stop(values, counters, self.last_snapshot)
@@ -413,14 +419,17 @@ class _Run:
                   'p': float(self.pipe.p) if self.pipe is not None else 0.0, 'r_t': self.ada.last_rt if self.ada is not None else None,
                   'sec_per_kimg': elapsed / max((counters['nimg'] - self.tick_nimg) / 1000, 1e-9),
                   'gpu_mem_gb': _peak_gib_since_last_tick(device)}
+        if measure and self.measure is not None and self.ranks.is_main:
+            record.update(self.measure(self.G_ema))
         if self.ranks.is_main:
             run_state.append_metrics(self.run_dir, record)
         self.sums, self.counts = {}, {}
         self.tick_start, self.tick_nimg = time.time(), counters['nimg']
         return record
 
-    def _snapshot(self):
-        """Rank 0 writes the networks, the grid and the resume state with every rank's RNG state."""
+    def _snapshot(self, scores=None):
+        """Rank 0 writes the networks (their meta with the snapshot's --metrics scores), the grid and the resume
+        state with every rank's RNG state."""
         if not all(torch.isfinite(p).all() for p in self.G.parameters()):
             _finite_or_stop({'G parameters': float('nan')}, self.counters, self.last_snapshot)
         pipe, ada = self.pipe, self.ada
@@ -431,5 +440,5 @@ class _Run:
             extra['world_size'] = self.ranks.world_size
             extra['ranks'] = distributed.gather_objects(self.ranks, {'rng': extra['rng'], 'ada': extra['ada']})
         if self.ranks.is_main:
-            write_snapshot(self.run_dir, self.G, self.D, self.G_ema, self.counters, self.opts, extra)
+            write_snapshot(self.run_dir, self.G, self.D, self.G_ema, self.counters, self.opts, extra, scores)
         self.last_snapshot = run_state.snapshot_stem(self.counters['nimg'], self.counters['epoch']) + '.safetensors'

@@ -25,6 +25,10 @@ class TrainOptions:
     precision:       str = 'fp16'               # 'fp16' (CUDA: the network's fp16 blocks), 'bf16' (autocast), 'fp32'
     num_fp16_res:    Optional[int] = None       # fp16 on CUDA: float16 blocks; None = the network's, or NVlabs's 4 if none
     tf32:            bool = False               # TF32 for float32 matmuls and convolutions on CUDA (NVlabs: off)
+    # Scores at every snapshot against the training images (train/measure.py).
+    metrics:         tuple = ()                 # any of 'kid', 'fid', 'copy'
+    metrics_images:  int = 500                  # generated (and at most as many training) images per snapshot
+    metrics_features: str = 'auto'              # 'auto', 'inception', 'discriminator' (the source's D) or 'pixels'
     sample_seeds:    int = 16                   # grid of fixed seeds rendered at every snapshot
     # Losses and regularisation (StyleGAN2 / stylegan2-ada-pytorch defaults).
     gamma:           Optional[float] = None     # R1 weight; None = 0.0002 * resolution^2 / batch (NVlabs 'auto')
@@ -60,12 +64,17 @@ class TrainOptions:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
+        self.metrics = tuple(self.metrics)
         checks = [(self.kimg > 0, 'kimg must be > 0'), (self.snap > 0, 'snap must be > 0'), (self.batch >= 1, 'batch must be >= 1'),
                   (self.aug in ('ada', 'fixed', 'none'), "aug must be 'ada', 'fixed' or 'none'"),
                   (0 <= self.p <= 1, 'p must be in [0, 1]'), (0 < self.target < 1, 'target must be in (0, 1)'),
                   (self.freezed >= 0 and self.freeze_g >= 0, 'freeze values must be >= 0'),
                   (self.tick > 0, 'tick must be > 0'), (self.workers >= 0, 'workers must be >= 0'),
-                  (self.precision in ('fp16', 'bf16', 'fp32'), "precision must be 'fp16', 'bf16' or 'fp32'")]
+                  (self.precision in ('fp16', 'bf16', 'fp32'), "precision must be 'fp16', 'bf16' or 'fp32'"),
+                  (set(self.metrics) <= {'kid', 'fid', 'copy'}, "metrics must be among 'kid', 'fid', 'copy'"),
+                  (self.metrics_images >= 2, 'metrics_images must be >= 2'),
+                  (self.metrics_features in ('auto', 'inception', 'discriminator', 'pixels'),
+                   "metrics_features must be 'auto', 'inception', 'discriminator' or 'pixels'")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
