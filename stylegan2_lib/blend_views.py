@@ -108,7 +108,7 @@ class BlendViews:
             raise ValueError(f'the explorer renders unconditional generators; this one has c_dim {self.base.c_dim}')
         entries = _snapshot_entries(snapshots)
         self.labels = [label for label, _ in entries]
-        self._sources = [source for _, source in entries]
+        self.sources = [source for _, source in entries]     # per snapshot: its file, or the Generator given
         self._generators = _LRU(max_generators)
         self._blends = _LRU(max_blends)
         self._images = _LRU(max_images)
@@ -121,7 +121,7 @@ class BlendViews:
     def generator(self, snapshot):
         i = self._index(snapshot)
         def make():
-            G = _as_generator(self._sources[i], self.device)
+            G = _as_generator(self.sources[i], self.device)
             check_same_architecture(self.base, G)
             return G
         return self._generators.get_or_make(i, make)

@@ -104,9 +104,10 @@ class Scores:
         return (f'{label}, swap at {name} (style KID {self.style_kid[i, j]:.4f}, likeness {self.likeness[i, j]:.2f} '
                 f'by {self.likeness_method})')
 
-    def heatmap(self):
+    def heatmap(self, current=None):
         """uint8 [H, W, 3]: style KID and likeness, snapshots x swap choices; the recommendation boxed, the
-        Pareto front dotted, copying snapshots marked in their row label."""
+        Pareto front dotted, copying snapshots marked in their row label; `current` (snapshot label, swap
+        resolution), e.g. the explorer's sliders, framed in both panels (ignored when these scores lack it)."""
         rows = [f'{label}{" (copies)" if c["flagged"] else ""}' for label, c in zip(self.labels, self.copying)]
         cols = [name for name, _ in self.choices]
         boxed = [self.cell(*self.recommended)] if self.recommended else []
@@ -115,7 +116,12 @@ class Scores:
                   figures.Panel(f'likeness to the base ({self.likeness_method}, higher = more alike)', self.likeness, '{:.2f}', True)]
         footer = [f'features: {self.features}',
                   f'recommended: {self.recommendation_text()}']
-        return figures.heatmap_panels(panels, rows, cols, boxed=boxed, dotted=dotted, footer=footer)
+        img = figures.heatmap_panels(panels, rows, cols, boxed=boxed, dotted=dotted, footer=footer)
+        try:
+            cell = self.cell(*current) if current is not None else None
+        except ValueError:
+            cell = None
+        return img if cell is None else figures.mark_cell(img, cell, n_panels=len(panels), n_cols=len(cols))
 
     def save(self, stem):
         """<stem>.json, <stem>.txt and <stem>.png; returns the three paths."""

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from . import figures
 from .evaluate import SCORES_STEM, evaluate, load_scores
 from .train.state import OPTIONS_FILE, is_run_dir, read_json
 
@@ -29,7 +28,7 @@ from .train.state import OPTIONS_FILE, is_run_dir, read_json
 
 def _files(views):
     """The snapshot files of the views (None for a snapshot given as a network)."""
-    return [Path(s) if isinstance(s, (str, os.PathLike)) else None for s in views._sources]
+    return [Path(s) if isinstance(s, (str, os.PathLike)) else None for s in views.sources]
 
 def run_dir_of(views):
     """The training run directory every snapshot of the views comes from, or None."""
@@ -124,7 +123,7 @@ def compute_scores(base, views, style_data, folder=None, progress=True, **option
     if style_data is None:
         raise ValueError('no style data known: the snapshots come from no run whose options.json names its training '
                          'images that still exist; give style_data= (the folder or zip the snapshots were fine-tuned on)')
-    snapshots = dict(zip(views.labels, views._sources))
+    snapshots = dict(zip(views.labels, views.sources))
     scores = evaluate(views.base if base is None else base, snapshots, style_data, device=views.device,
                       progress=progress, **options)
     if folder is not None:
@@ -134,10 +133,5 @@ def compute_scores(base, views, style_data, folder=None, progress=True, **option
 
 def scores_figure(scores, current=None):
     """uint8 [H, W, 3]: scores.heatmap() with `current` = (snapshot label, swap resolution) framed in both
-    panels (figures.mark_cell); None or a cell the scores do not hold: the heat map alone."""
-    img = scores.heatmap()
-    try:
-        cell = scores.cell(*current) if current is not None else None
-    except ValueError:
-        cell = None
-    return img if cell is None else figures.mark_cell(img, cell, n_panels=2, n_cols=len(scores.choices))
+    panels; None or a cell the scores do not hold: the heat map alone."""
+    return scores.heatmap(current=current)
