@@ -29,6 +29,9 @@ def scripts(quick, device):
         ('training', ['train_speed.py'] + (['--ticks', '1'] if quick else []) + cuda),
         ('explorer', ['explorer_latency.py', '--repeats', '1' if quick else '3'] + cuda),
         ('checkpoint loading', ['load_speed.py', '--repeats', '1' if quick else '3']),
+        ('evaluate (one snapshot)', ['evaluate_speed.py'] + cuda
+         + (['--res', '64', '--seeds', '16', '--style', '50'] if quick or device != 'cuda' else [])),
+        ('train --metrics overhead', ['metrics_overhead.py'] + cuda + (['--kimg', '1', '--snap', '0.5'] if quick else [])),
     ]
 
 

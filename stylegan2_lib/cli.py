@@ -130,15 +130,8 @@ def cmd_demo(args):
     return 0
 
 def _demo_scores(stem, device):
-    """The measurement a user would make on their own run, on the demo pair, offline: demo-scores.png/.json/.txt."""
-    import tempfile
-    from .evaluate import evaluate
-    from .samples import demo_dataset
-    with tempfile.TemporaryDirectory() as tmp:
-        style = demo_dataset(os.path.join(tmp, 'style.zip'))
-        # Offline: the demo files hold no discriminator, so the features are small thumbnails (metrics.pixel_features).
-        scores = evaluate(DEMO_BASE, {'demo-toon': DEMO_TOON}, style, features='pixels', device=device, progress=False)
-    paths = scores.save(stem)
+    from .evaluate import demo_scores
+    scores, paths = demo_scores(stem, device)
     print(f'wrote {paths[2]}: style and likeness of every swap point ({scores.features}, offline; scores in '
           f'{os.path.basename(paths[0])}); recommended: {scores.recommendation_text()}')
 

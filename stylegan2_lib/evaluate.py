@@ -22,6 +22,7 @@ published FID/KID.
 
 import dataclasses
 import json
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -30,9 +31,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import figures, images, metrics
+from .assets import DEMO_BASE, DEMO_TOON
 from .blend_views import BlendViews, ViewState
 from .data import ImageDataset
 from .files import atomic_write_bytes
+from .samples import demo_dataset
 from .train.state import OPTIONS_FILE, read_json
 
 DEFAULT_SEEDS = range(64)
@@ -229,3 +232,15 @@ def evaluate(base, snapshots, style_data, features='auto', seeds=DEFAULT_SEEDS, 
                   likeness_method=method, copying=copying, features=extractor.name,
                   comparable=bool(extractor.comparable), num_images=len(seeds), num_style=len(style),
                   min_likeness=min_likeness, recommended=cell(best) if best else None, pareto=[cell(c) for c in pareto])
+
+#----------------------------------------------------------------------------
+
+def demo_scores(stem, device=None):
+    """The measurement a user would make on their own run, on the bundled demo pair, offline (`stylegan2-lib
+    demo` and docs/scores.md's figure): (Scores, [<stem>.json, .txt, .png]). The style set is the demo's 32
+    drawn faces (samples.demo_dataset); the demo files hold no discriminator, so the features are small
+    thumbnails (metrics.pixel_features)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        style = demo_dataset(Path(tmp) / 'style.zip')
+        scores = evaluate(DEMO_BASE, {'demo-toon': DEMO_TOON}, style, features='pixels', device=device, progress=False)
+    return scores, scores.save(stem)
