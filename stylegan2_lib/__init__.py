@@ -7,6 +7,7 @@
     sg.export('stylizer.pkl', G)                # NVlabs-, rosinality- or our format
     sg.train(sg.TrainOptions(resume='ffhq.pkl', data='anime.zip', outdir='runs'))   # fine-tune with snapshots
     r = sg.stylize(photo, ck.G_ema, styled=toon.G_ema, resolution=16)   # align, project, render with the blend
+    G_styled = sg.oneshot(ck.G_ema, ck.D, [style_image])   # one-shot stylizer (JoJoGAN): a network like a snapshot
 """
 
 __version__ = '0.1.0'
@@ -20,6 +21,7 @@ from .train import TrainOptions, train
 from .align import align_face
 from .project import project, save_projected_w
 from .stylize import stylize
+from .oneshot import oneshot
 from .devices import default_device, describe_device
 from .images import to_uint8, save_image, make_grid, save_grid, parse_seeds, generate_images
 
@@ -28,5 +30,5 @@ __all__ = [
     'load', 'save', 'export', 'blend', 'Checkpoint', 'CheckpointError', 'ExportError', 'UnsafePickleError',
     'to_uint8', 'save_image', 'make_grid', 'save_grid', 'parse_seeds', 'generate_images',
     'ImageDataset', 'prepare_dataset', 'TrainOptions', 'train', 'align_face', 'project', 'save_projected_w', 'stylize',
-    'default_device', 'describe_device',
+    'oneshot', 'default_device', 'describe_device',
 ]

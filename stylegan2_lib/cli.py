@@ -1,5 +1,5 @@
-"""Command line: `stylegan2-lib info | generate | blend | demo | evaluate | convert | dataset | train | align | stylize |
-doctor`
+"""Command line: `stylegan2-lib info | generate | blend | demo | evaluate | convert | dataset | train | oneshot | align |
+stylize | doctor`
 (also `python -m stylegan2_lib`; align and stylize live in cli_photo.py, the checks they share in cli_common.py).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
@@ -16,13 +16,17 @@ import warnings
 import torch
 
 from . import images
+from .align import AlignmentUnavailable
 from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
 from .blend import blend, blend_preview, check_same_architecture, swap_weights
 from .checkpoints import FORMATS, CheckpointError, ExportError, load
 from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_writable, export_quietly,
-                         export_with_preview, load_generator, output_format)
-from .cli_photo import add_parsers as add_photo_parsers
+                         export_with_preview, load_generator, load_with_generator, output_format)
+from .cli_photo import add_parsers as add_photo_parsers, read_photo
 from .data import prepare_dataset
+from .downloads import sha256_of
+from .oneshot import (ALIGN_MODES, DEFAULT_PROJECT_STEPS, oneshot_preview, prepare_reference, random_discriminator,
+                      train_oneshot)
 from .summary import describe, format_summary
 
 #----------------------------------------------------------------------------
@@ -63,18 +67,23 @@ def cmd_generate(args):
 
 #----------------------------------------------------------------------------
 
+def check_preview(preview, out):
+    """--preview (None, or a .png that can be written and is not --out)."""
+    if preview is None:
+        return
+    if os.path.abspath(preview) == os.path.abspath(out):
+        raise CLIError(f'{out}: --out and --preview are the same file')
+    check_writable(preview, '--preview')
+    if not preview.lower().endswith('.png'):
+        raise CLIError(f'{preview}: --preview is written as PNG; give a .png file name')
+
 def cmd_blend(args):
     # Everything that can be checked without the networks, first.
     fmt = output_format(args.out, args.format)
     check_writable(args.out, '--out')
     if args.width is not None and args.width < 0:
         raise CLIError(f'--width {args.width:g}: give 0 (hard swap) or more')
-    if args.preview is not None:
-        if os.path.abspath(args.preview) == os.path.abspath(args.out):
-            raise CLIError(f'{args.out}: --out and --preview are the same file')
-        check_writable(args.preview, '--preview')
-        if not args.preview.lower().endswith('.png'):
-            raise CLIError(f'{args.preview}: --preview is written as PNG; give a .png file name')
+    check_preview(args.preview, args.out)
 
     # Then the networks: both load, one architecture, a block resolution.
     low = load_generator(args.low, '--low', args.device)
@@ -235,6 +244,101 @@ def cmd_train(args):
     return 0
 
 #----------------------------------------------------------------------------
+# One-shot stylisation (oneshot.py): every check that needs no training first, the file written whole at the end.
+
+def _printing_warnings(fn, *args, **kwargs):
+    """fn(...), each warning it raises printed as one `stylegan2-lib: warning:` line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        out = fn(*args, **kwargs)
+    for w in caught:
+        print(f'stylegan2-lib: warning: {w.message}', file=sys.stderr)
+    return out
+
+def _oneshot_discriminator(args, ck):
+    """(D, what it is): --discriminator's, else the base file's, else a seeded random one (with a warning)."""
+    if args.discriminator is not None:
+        D = load(args.discriminator, device=args.device).D
+        if D is None:
+            raise CLIError(f'{args.discriminator}: --discriminator: the checkpoint holds no discriminator')
+        return D, f'from {os.path.basename(args.discriminator)}'
+    if ck.D is not None:
+        return ck.D, f'from {os.path.basename(args.base)}'
+    print(f'stylegan2-lib: warning: {args.base} holds no discriminator: a random one (seed {args.seed}) gives the '
+          'features; a trained one (--discriminator FILE) guides better', file=sys.stderr)
+    return random_discriminator(ck.generator, args.seed).to(args.device), f'random (seed {args.seed})'
+
+def _oneshot_reference(path, photo, size, align):
+    try:
+        return _printing_warnings(prepare_reference, photo, size, align)
+    except (ValueError, AlignmentUnavailable) as e:
+        raise CLIError(f'{path}: {e}') from None
+
+def cmd_oneshot(args):
+    fmt = output_format(args.out, args.format)
+    check_writable(args.out, '--out')
+    check_preview(args.preview, args.out)
+    if not 0 <= args.alpha <= 1:
+        raise CLIError(f'--alpha {args.alpha:g}: the style strength is in [0, 1]')
+    if args.steps < 1 or args.project_steps < 1:
+        raise CLIError('--steps and --project-steps must be 1 or more')
+    photos = [read_photo(path) for path in args.style]           # an unreadable file is named before anything loads
+    ck = load_with_generator(args.base, '--base', args.device)
+    G = ck.generator
+    if G.c_dim:
+        raise CLIError(f'{args.base}: one-shot training needs an unconditional generator (this one has c_dim {G.c_dim})')
+    D, d_source = _oneshot_discriminator(args, ck)
+    refs = [_oneshot_reference(p, photo, G.img_resolution, args.align) for p, photo in zip(args.style, photos)]
+    try:
+        r = train_oneshot(G, D, [a for a, _ in refs], steps=args.steps, alpha=args.alpha, preserve_color=args.preserve_color,
+                          seed=args.seed, align='off', project_steps=args.project_steps, device=args.device)
+    except ValueError as e:                                     # e.g. a discriminator of another size
+        raise CLIError(str(e)) from None
+    meta = r.meta
+    meta['oneshot'].update(base=os.path.basename(args.base), base_sha256=sha256_of(args.base), discriminator=d_source)
+    for record, path, (_, how) in zip(meta['oneshot']['references'], args.style, refs):
+        record.update(name=os.path.basename(path), file_sha256=sha256_of(path), prepared=how)
+    export_with_preview(args.out, r.G, fmt, meta, args.preview, lambda: oneshot_preview(G, r, args.seeds, args.trunc))
+    print(f'wrote {args.out} ({fmt}): {args.base} fine-tuned on {len(refs)} reference(s) ({", ".join(h for _, h in refs)}), '
+          f'{args.steps} steps, alpha {args.alpha:g}{", colours preserved" if args.preserve_color else ""}; loss '
+          f'{r.loss[0]:.4g} -> {r.loss[-1]:.4g}; projection {r.seconds["projection"]:.1f} s, training '
+          f'{r.seconds["training"]:.1f} s on {args.device}')
+    if args.preview is not None:
+        print(f'wrote {args.preview}: references and their inversions, then {len(args.seeds)} seeds x '
+              f'(base | swap at {", ".join(map(str, G.synthesis.block_resolutions[:-1]))} | one-shot network)')
+    return 0
+
+def add_oneshot_parser(sub):
+    p = sub.add_parser('oneshot', help='a stylizer from 1-10 style images in a few hundred steps (JoJoGAN)',
+                       description='One-shot stylisation (JoJoGAN, Chong & Forsyth 2022): each style image is aligned '
+                                   '(a real face) or centre-cropped (a drawn one), inverted into W+ of BASE, and BASE\'s '
+                                   'synthesis network is fine-tuned so that the reference\'s latents with their fine '
+                                   'layers randomised still draw the reference, compared in the frozen discriminator\'s '
+                                   'features. The result is a generator like a fine-tuned snapshot: blend it, open it '
+                                   'in the explorer, stylize with it. Its file records what it was made from.')
+    a = p.add_argument
+    a('--base', required=True, metavar='PATH', help='the generator to fine-tune (its discriminator gives the features)')
+    a('--style', required=True, nargs='+', metavar='IMG', help='1-10 style images (faces)')
+    a('--out', required=True, metavar='PATH', help='the one-shot generator, as G_ema (.safetensors keeps the recipe)')
+    a('--format', choices=FORMATS, default=None, help='default: from the extension of --out')
+    a('--steps', type=int, default=300, help='fine-tuning steps (default: 300)')
+    a('--alpha', type=float, default=1.0, help='style strength in [0, 1] (default: 1)')
+    a('--preserve-color', action='store_true', help="keep the samples' colours (randomise structure and texture only)")
+    a('--align', choices=ALIGN_MODES, default='auto',
+      help='auto (default): FFHQ alignment where a face is found, else the centre crop; face: alignment or an error; '
+           "centre: the centre crop; off: images as they are, at the generator's size")
+    a('--project-steps', type=int, default=DEFAULT_PROJECT_STEPS,
+      help=f'W+ projection steps per style image (default: {DEFAULT_PROJECT_STEPS})')
+    a('--discriminator', metavar='PATH', help='take the discriminator from this file (default: the base\'s; a random '
+                                             'one, with a warning, where neither has one)')
+    a('--preview', default=None, metavar='PNG', help='also write a preview: references, inversions, blends per seed')
+    add_seeds_option(p, '0-3', 'preview rows')
+    a('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
+    a('--seed', type=int, default=0, help='random seed of the training pairs and the projection (default: 0)')
+    add_device_option(p)
+    p.set_defaults(func=cmd_oneshot)
+
+#----------------------------------------------------------------------------
 
 def add_train_parser(sub):
     p = sub.add_parser('train', help='fine-tune a generator (or train one from scratch) with snapshots',
@@ -391,6 +495,7 @@ def build_parser():
     p.add_argument('--resolution', type=int, required=True, metavar='RES', help='image size, a power of two (e.g. 256)')
     p.set_defaults(func=cmd_dataset)
     add_train_parser(sub)
+    add_oneshot_parser(sub)
     add_photo_parsers(sub)
 
     p = sub.add_parser('doctor', help='what this machine has (versions, GPU, kernel build): paste it into a bug report',
