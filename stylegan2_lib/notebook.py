@@ -1,12 +1,14 @@
 """What the notebooks' cells call, so they stay a few lines: where we run (Colab or not, which GPU), getting
 files in (upload, Drive, inputs given as paths, URLs or Drive links; source networks; a run's newest
-snapshot) and out (download), and the live training view. (The offline inputs of SMOKE runs, sample photos
-and the demo dataset, are stylegan2_lib.samples: the tests and tools use them too.)
+snapshot) and out (download), a run's scores (metric_history, best_snapshot) and the live training view.
+(The offline inputs of SMOKE runs, sample photos and the demo dataset, are stylegan2_lib.samples: the tests
+and tools use them too.)
 
 Nothing here imports IPython, ipywidgets or google.colab at import time; each helper imports what it needs
 when called, and works (plainly) outside a notebook.
 """
 
+import dataclasses
 import html
 import os
 import platform
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -105,13 +108,111 @@ def show(image, width=None):
         print(f'image {img.width}x{img.height}')
 
 #----------------------------------------------------------------------------
-# Live training view: the latest sample grid and the loss / augmentation curves, redrawn every tick.
+# A run's scores (training with metrics=('kid', 'fid', 'copy'), train/measure.py): one line of metrics.jsonl per
+# snapshot carries them. The best snapshot so far: the lowest KID (FID when KID was not measured) among the
+# snapshots not flagged for copying their training images, scored in the same features as the newest one.
+
+@dataclasses.dataclass
+class SnapshotScores:
+    kimg:          float
+    epoch:         int
+    path:          Optional[Path]           # the snapshot file; None where it is not there (or records were given)
+    kid:           Optional[float] = None
+    fid:           Optional[float] = None
+    copy_fraction: Optional[float] = None   # share of generated images closer to one training image than it is
+                                            # to any other (metrics.copying)
+    copy_flagged:  Optional[bool] = None    # None: copying was not measured
+    features:      str = ''                 # what the scores were computed on (train/measure.py)
+
+    @property
+    def name(self):
+        return self.path.name if self.path is not None else f'the snapshot at epoch {self.epoch} ({self.kimg:g} kimg)'
+
+def metric_history(run):
+    """[SnapshotScores] of every scored snapshot, oldest first. `run`: a training run directory, or its
+    metrics.jsonl records (train.state.read_metrics; then every path is None)."""
+    from .train.state import read_metrics, snapshot_stem
+    run_dir = None if isinstance(run, (list, tuple)) else Path(run)
+    records = read_metrics(run_dir) if run_dir is not None else run
+    out = []
+    for r in records:
+        if not any(k in r for k in ('kid', 'fid', 'copy_flagged')):
+            continue
+        path = run_dir / f"{snapshot_stem(r['nimg'], r['epoch'])}.safetensors" if run_dir is not None else None
+        out.append(SnapshotScores(r['kimg'], r['epoch'], path if path is not None and path.exists() else None,
+                                  r.get('kid'), r.get('fid'), r.get('copy_fraction'), r.get('copy_flagged'),
+                                  r.get('metrics_features', '')))
+    return out
+
+def _history(run_or_history):
+    """metric_history's list as given, or metric_history of a run directory or records."""
+    if isinstance(run_or_history, (list, tuple)) and run_or_history and isinstance(run_or_history[0], SnapshotScores):
+        return list(run_or_history)
+    return metric_history(run_or_history)
+
+def ranking_key(history):
+    """'kid' when any snapshot has a KID, else 'fid' when any has an FID, else None."""
+    return next((k for k in ('kid', 'fid') if any(getattr(s, k) is not None for s in history)), None)
+
+def best_snapshot(run_or_history):
+    """The SnapshotScores with the lowest KID (FID where KID was not measured) among the snapshots not flagged
+    for copying, of those scored in the newest scored snapshot's features; None when there is none.
+    `run_or_history`: a run directory, its records, or metric_history's list."""
+    history = _history(run_or_history)
+    key = ranking_key(history)
+    if key is None:
+        return None
+    features = history[-1].features
+    fair = [s for s in history if s.features == features and getattr(s, key) is not None and not s.copy_flagged]
+    return min(fair, key=lambda s: getattr(s, key), default=None)
+
+def best_snapshot_text(run_or_history):
+    """One or two sentences naming the best snapshot so far and why (what the notebook prints)."""
+    history = _history(run_or_history)
+    key = ranking_key(history)
+    if key is None:
+        return 'No KID or FID yet: train with metrics (the METRICS parameter); they are computed at every snapshot.'
+    best, flagged = best_snapshot(history), sum(bool(s.copy_flagged) for s in history)
+    copy_note = (f'{flagged} of {len(history)} snapshots flagged for copying' if history[-1].copy_flagged is not None
+                 else "copying not measured: add 'copy' to METRICS")
+    if best is None:
+        return (f'No best snapshot: every scored snapshot is flagged for copying its training images ({copy_note}). '
+                'Take fewer kimg or a larger dataset.')
+    others = sum(s.features != history[-1].features for s in history)
+    left_out = f'; {others} scored on other features left out' if others else ''
+    return (f'Best snapshot so far: {best.name} (epoch {best.epoch}, {best.kimg:g} kimg), {key.upper()} '
+            f'{getattr(best, key):.4g}: the lowest of the snapshots not flagged for copying ({copy_note}; '
+            f'features: {best.features or "not recorded"}{left_out}).')
+
+def snapshot_table(run_dir):
+    """A text table of a run's snapshots, oldest first: epoch, kimg, KID, FID, copying (the share; '*' where
+    flagged) where measured, the file name, and the best snapshot so far marked."""
+    from .train.state import list_snapshots
+    history = metric_history(run_dir)
+    scores, best = {s.path: s for s in history if s.path is not None}, best_snapshot(history)
+    fmt = lambda v, spec: '-' if v is None else format(v, spec)   # noqa: E731
+    lines = [f'{"epoch":>5}  {"kimg":>8}  {"KID":>8}  {"FID":>8}  {"copying":>8}  snapshot']
+    for kimg, epoch, path in list_snapshots(run_dir):
+        s = scores.get(path, SnapshotScores(kimg, epoch, path))
+        copying = fmt(s.copy_fraction, '.2f') + ('*' if s.copy_flagged else ' ')
+        mark = '  <- best' if best is not None and best.path == path else ''
+        lines.append(f'{epoch:5d}  {kimg:8.2f}  {fmt(s.kid, ".4f"):>8}  {fmt(s.fid, ".2f"):>8}  {copying:>8}  {path.name}{mark}')
+    return '\n'.join(lines)
+
+#----------------------------------------------------------------------------
+# Live training view: the latest sample grid, the loss / augmentation curves and (with metrics) the scores,
+# redrawn every tick.
 
 def plot_metrics(records, path=None):
-    """Loss_G, loss_D and ADA's p against kimg as one figure (matplotlib); saved to `path` when given."""
+    """Loss_G, loss_D and ADA's p against kimg as one figure (matplotlib), and where the records hold scores a
+    third panel: KID (and FID, right axis) against epoch, snapshots flagged for copying crossed out in red, the
+    best snapshot so far circled. Saved to `path` when given."""
     import matplotlib.pyplot as plt
     kimg = [r['kimg'] for r in records]
-    fig, (ax_loss, ax_p) = plt.subplots(1, 2, figsize=(9, 3))
+    history = metric_history(records)
+    scored = ranking_key(history) is not None           # a KID or FID to draw
+    fig, axes = plt.subplots(1, 3 if scored else 2, figsize=(13.5 if scored else 9, 3))
+    ax_loss, ax_p = axes[:2]
     for key in ('loss_G', 'loss_D'):
         ax_loss.plot(kimg, [r.get(key) for r in records], label=key)
     ax_loss.set_xlabel('kimg')
@@ -119,14 +220,41 @@ def plot_metrics(records, path=None):
     ax_p.plot(kimg, [r.get('p', 0) for r in records], color='tab:green')
     ax_p.set_xlabel('kimg')
     ax_p.set_ylabel('augment p')
+    if scored:
+        plot_scores(history, axes[2])
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=80)
     return fig
 
+def plot_scores(history, ax):
+    """KID (left axis) and FID (right axis, dashed) of SnapshotScores against epoch on a matplotlib axis."""
+    best, ranked = best_snapshot(history), ranking_key(history)
+    both = ranked == 'kid' and any(s.fid is not None for s in history)
+    axes = {'kid': ax, 'fid': ax.twinx() if both else ax}
+    styles = {'kid': dict(color='tab:purple', marker='o'), 'fid': dict(color='tab:orange', marker='s', ls='--')}
+    for key, style in styles.items():
+        shown = [s for s in history if getattr(s, key) is not None]
+        if not shown:
+            continue
+        a = axes[key]
+        a.plot([s.epoch for s in shown], [getattr(s, key) for s in shown], label=key.upper(), ms=4, **style)
+        a.set_ylabel(key.upper())
+        copied = [s for s in shown if s.copy_flagged]
+        a.scatter([s.epoch for s in copied], [getattr(s, key) for s in copied], marker='x', s=60, color='red',
+                  zorder=3, label='copying' if key == ranked else None)
+        if best is not None and key == ranked:
+            a.scatter([best.epoch], [getattr(best, key)], s=140, facecolors='none', edgecolors='black', zorder=3,
+                      label='best')
+    ax.set_xlabel('epoch')
+    ax.set_title(history[-1].features.split(' (')[0] + ' features', fontsize=9)
+    handles = [h for a in {id(a): a for a in axes.values()}.values() for h in a.get_legend_handles_labels()[0]]
+    ax.legend(handles=handles, fontsize=8, loc='best')
+
 class TrainingMonitor:
-    """A `callback` for sg.train: each tick, updates three output areas in place (status line, metric
-    curves, the latest snapshot's sample grid), so a Colab tab shows progress without scrolling."""
+    """A `callback` for sg.train: each tick, updates three output areas in place (status line with the best
+    snapshot so far when the run is scored, metric curves, the latest snapshot's sample grid), so a Colab tab
+    shows progress without scrolling."""
 
     def __init__(self):
         self.handles = None
@@ -138,11 +266,14 @@ class TrainingMonitor:
         from PIL import Image
         from .train.state import read_metrics
         buf = io.BytesIO()
-        fig = plot_metrics(read_metrics(tick.run_dir))
+        records = read_metrics(tick.run_dir)
+        fig = plot_metrics(records)
         fig.savefig(buf, format='png', dpi=80)
         plt.close(fig)
         grids = sorted(Path(tick.run_dir).glob('network-snapshot-*.png'))
-        items = [f'kimg {tick.kimg:.1f}, epoch {tick.epoch}' + (' (done)' if tick.done else ''),
+        scored = metric_history(tick.run_dir)
+        items = [f'kimg {tick.kimg:.1f}, epoch {tick.epoch}' + (' (done)' if tick.done else '')
+                 + (f'. {best_snapshot_text(scored)}' if scored else ''),
                  Image.open(io.BytesIO(buf.getvalue())),
                  Image.open(grids[-1]) if grids else 'no snapshot yet']
         if self.handles is None:

@@ -124,3 +124,102 @@ def test_a_zip_of_style_images_comes_back_as_a_folder_extracted_once(tmp_path):
     (folder / 'b.jpg').unlink()                                                  # the user deleted a bad one
     assert nb.input_path(archive, cache_dir=tmp_path / 'cache', unzip=True) == folder and not (folder / 'b.jpg').exists()
     assert nb.input_path(archive, unzip=False) == archive
+
+
+#----------------------------------------------------------------------------
+# A run's scores: metric_history, best_snapshot, the table and the plot, on metrics.jsonl lines written here
+# as train/measure.py writes them (ticks without scores between snapshots).
+
+FEATURES = 'pixels (16x16 thumbnails; not comparable with published FID/KID)'
+
+def scored_run(tmp_path, lines, snapshots=True):
+    """A run directory whose metrics.jsonl holds `lines` (dicts) and, where snapshots, an (empty) snapshot
+    file for each scored line."""
+    import json
+    from stylegan2_lib.train.state import snapshot_stem
+    run = tmp_path / '00000-style'
+    run.mkdir(parents=True)
+    (run / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in lines))
+    for r in lines:
+        if snapshots and 'metrics_features' in r:
+            (run / f"{snapshot_stem(r['nimg'], r['epoch'])}.safetensors").write_bytes(b'')
+    return run
+
+def tick(nimg, epoch, **scores):
+    record = {'nimg': nimg, 'kimg': nimg / 1000, 'epoch': epoch, 'loss_G': 1.0, 'loss_D': 0.5, 'p': 0.0}
+    return {**record, **scores, 'metrics_features': FEATURES, 'metrics_sec': 0.1} if scores else record
+
+# Epoch 30 has the lowest KID of all but copies; epoch 20 is the best of those that do not.
+LINES = [tick(500, 10), tick(1000, 20, kid=0.031, fid=41.0, copy_fraction=0.05, copy_flagged=False),
+         tick(1500, 30, kid=0.012, fid=30.5, copy_fraction=0.62, copy_flagged=True), tick(1750, 35),
+         tick(2000, 40, kid=0.047, fid=52.25, copy_fraction=0.10, copy_flagged=False)]
+
+
+def test_metric_history_reads_the_scored_snapshots(tmp_path):
+    run = scored_run(tmp_path, LINES)
+    history = nb.metric_history(run)
+    assert [(s.epoch, s.kimg, s.kid, s.fid, s.copy_fraction, s.copy_flagged) for s in history] == \
+        [(20, 1.0, 0.031, 41.0, 0.05, False), (30, 1.5, 0.012, 30.5, 0.62, True), (40, 2.0, 0.047, 52.25, 0.10, False)]
+    assert [s.path.name for s in history] == ['network-snapshot-kimg000001.000-epoch0020.safetensors',
+                                              'network-snapshot-kimg000001.500-epoch0030.safetensors',
+                                              'network-snapshot-kimg000002.000-epoch0040.safetensors']
+    assert {s.features for s in history} == {FEATURES}
+    assert [s.path for s in nb.metric_history(LINES)] == [None] * 3              # records alone: no files
+    assert nb.metric_history(scored_run(tmp_path / 'plain', [tick(500, 10)])) == []
+
+
+def test_the_best_snapshot_is_the_lowest_kid_not_flagged_for_copying(tmp_path):
+    run = scored_run(tmp_path, LINES)
+    best = nb.best_snapshot(run)
+    assert (best.epoch, best.kid) == (20, 0.031)                                 # not epoch 30: it copies
+    assert nb.best_snapshot(nb.metric_history(run)) == best and nb.best_snapshot(LINES).epoch == 20
+    text = nb.best_snapshot_text(run)
+    assert 'network-snapshot-kimg000001.000-epoch0020.safetensors (epoch 20, 1 kimg), KID 0.031' in text
+    assert '1 of 3 snapshots flagged for copying' in text and 'pixels' in text
+    # Only FID measured: FID ranks. Nothing measured, or every snapshot copies: no best, and the text says why.
+    fid_only = [{k: v for k, v in r.items() if k not in ('kid', 'copy_fraction', 'copy_flagged')} for r in LINES]
+    assert nb.best_snapshot(fid_only).epoch == 30 and 'FID 30.5' in nb.best_snapshot_text(fid_only)
+    assert "copying not measured: add 'copy' to METRICS" in nb.best_snapshot_text(fid_only)
+    assert nb.best_snapshot([tick(500, 10)]) is None and 'No KID or FID yet' in nb.best_snapshot_text([tick(500, 10)])
+    copier = [tick(1000, 20, kid=0.01, copy_fraction=0.9, copy_flagged=True)]
+    assert nb.best_snapshot(copier) is None and 'every scored snapshot is flagged for copying' in nb.best_snapshot_text(copier)
+
+
+def test_scores_on_other_features_are_not_compared(tmp_path):
+    """A resumed run that fell back to other features (Inception gone): KIDs in different features are
+    different numbers; the newest snapshot's features decide which are compared."""
+    lines = [tick(1000, 20, kid=0.001, copy_flagged=False), {**tick(2000, 40, kid=0.02, copy_flagged=False),
+                                                             'metrics_features': 'discriminator (32px)'}]
+    assert nb.best_snapshot(lines).epoch == 40
+    assert '1 scored on other features left out' in nb.best_snapshot_text(lines)
+
+
+def test_snapshot_table_lists_every_snapshot_with_its_scores(tmp_path):
+    run = scored_run(tmp_path, LINES)
+    sg.save(run / 'network-snapshot-kimg000000.500-epoch0010.safetensors', G_ema=sg.load(DEMO_TOON).G_ema)   # unscored
+    rows = nb.snapshot_table(run).splitlines()
+    assert rows[0].split() == ['epoch', 'kimg', 'KID', 'FID', 'copying', 'snapshot']
+    assert [r.split() for r in rows[1:]] == [
+        ['10', '0.50', '-', '-', '-', 'network-snapshot-kimg000000.500-epoch0010.safetensors'],
+        ['20', '1.00', '0.0310', '41.00', '0.05', 'network-snapshot-kimg000001.000-epoch0020.safetensors', '<-', 'best'],
+        ['30', '1.50', '0.0120', '30.50', '0.62*', 'network-snapshot-kimg000001.500-epoch0030.safetensors'],
+        ['40', '2.00', '0.0470', '52.25', '0.10', 'network-snapshot-kimg000002.000-epoch0040.safetensors']]
+
+
+def test_plot_metrics_draws_the_scores_beside_the_losses(tmp_path):
+    pytest.importorskip('matplotlib')
+    import matplotlib.pyplot as plt
+    fig = nb.plot_metrics(LINES, tmp_path / 'm.png')
+    losses, p, scores = fig.axes[:3]
+    assert scores.get_xlabel() == 'epoch' and scores.get_title() == 'pixels features'
+    kid_line = next(ln for ln in scores.get_lines() if ln.get_label() == 'KID')
+    assert list(kid_line.get_xdata()) == [20, 30, 40] and list(kid_line.get_ydata()) == [0.031, 0.012, 0.047]
+    marks = {c.get_label(): c.get_offsets().tolist() for c in scores.collections}
+    assert marks == {'copying': [[30, 0.012]], 'best': [[20, 0.031]]}
+    fid_axis = fig.axes[3]                                                      # FID on its own (right) axis
+    assert [ln.get_label() for ln in fid_axis.get_lines()] == ['FID'] and fid_axis.get_ylabel() == 'FID'
+    assert (tmp_path / 'm.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    plt.close(fig)
+    fig = nb.plot_metrics([tick(500, 10), tick(1000, 20)])                      # no scores: the two panels only
+    assert len(fig.axes) == 2
+    plt.close(fig)

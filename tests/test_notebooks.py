@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -17,8 +18,10 @@ papermill = pytest.importorskip('papermill')
 pytest.importorskip('ipykernel')
 
 import stylegan2_lib as sg
+from stylegan2_lib import notebook
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
 from stylegan2_lib.train import list_snapshots
+from stylegan2_lib.train.state import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / 'notebooks').glob('*.ipynb'))
@@ -167,6 +170,13 @@ def test_transfer_training_smoke_and_resume(tmp_path, kernel):
     snaps = list_snapshots(runs[0])
     assert len(snaps) >= 2 and snaps[-1][0] >= 0.5                            # a snapshot every SNAP kimg, to the end
     assert 'a new run in smoke/runs' in outputs_text(nb)
+    # Every snapshot scored (offline features in SMOKE), the scores plotted beside the losses, the best one named.
+    scored = [r for r in read_metrics(runs[0]) if 'kid' in r]
+    assert len(scored) == len(snaps) and all('fid' in r and 'copy_flagged' in r and r['metrics_features'].startswith('pixels')
+                                             for r in scored)
+    best = notebook.best_snapshot(runs[0])
+    assert (f'Best snapshot so far: {best.path.name}' in outputs_text(nb)) if best else ('No best snapshot' in outputs_text(nb))
+    assert PIL.Image.open(runs[0] / 'metrics.png').width == 3 * 360                  # three panels: losses, p, scores
     # The live view: the sample grid and the curves were displayed as images during the run.
     shown = [o for c in nb['cells'] for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
     assert len(shown) >= 2
@@ -186,7 +196,7 @@ def test_blend_explorer_smoke(tmp_path, kernel):
     z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(G(z, None, noise_mode='const'), want(z, None, noise_mode='const'), atol=1e-4)
-    figure = np.asarray(__import__('PIL.Image', fromlist=['Image']).open(tmp_path / 'smoke' / 'exports' / 'epoch-x-swap.png'))
+    figure = np.asarray(PIL.Image.open(tmp_path / 'smoke' / 'exports' / 'epoch-x-swap.png'))
     assert figure.shape[0] == 14 + 64                                         # one snapshot: one labelled row
 
 

@@ -109,14 +109,18 @@ print(f'Next: 02_transfer_training.ipynb with DATA = {OUT_ZIP!r}')'''),
 
 Start from a pretrained real-face generator (NVlabs's FFHQ 256x256 transfer-learning network is
 downloaded and checksum-checked, or use any checkpoint file) and fine-tune a copy on the zip from
-`01_data_prep.ipynb`. Small sets overfit within tens of epochs, so a snapshot is kept every `SNAP` kimg;
-`03_blend_explorer.ipynb` lets you pick the best one. Samples and loss / augmentation curves update below
-while it trains. After a Colab disconnect, run the notebook again: with `RESUME = True` it continues the
-newest run of the same data in `OUTDIR` from its last snapshot.
+`01_data_prep.ipynb`. Small sets overfit within tens of epochs, so a snapshot is kept every `SNAP` kimg and
+scored (`METRICS`): KID / FID of its images to the training images, and whether it copies them. Samples, the
+loss / augmentation curves and the scores over epochs update below while it trains, with the best snapshot so
+far named: the lowest KID among the snapshots not flagged for copying (a snapshot that reproduces its training
+images scores a good KID, so a flagged one is never picked). `03_blend_explorer.ipynb` lets you look at them.
+After a Colab disconnect, run the notebook again: with `RESUME = True` it continues the newest run of the same
+data in `OUTDIR` from its last snapshot, with the options it started with (`METRICS` included).
 
 **Needs:** a GPU (Runtime > Change runtime type). NVlabs report 21.6-24.2 s/kimg at 256x256 on one V100, so
-40 kimg is roughly 15 minutes there; expect a few times longer on a T4. Disk: about 280 MB per 256x256
-snapshot (G, D and G_ema in float32), so keep `OUTDIR` on Drive and `SNAP` not too small.'''),
+40 kimg is roughly 15 minutes there; expect a few times longer on a T4. Scoring a snapshot generates
+`METRICS_IMAGES` images and embeds them (seconds on a GPU; the training images once per run). Disk: about
+280 MB per 256x256 snapshot (G, D and G_ema in float32), so keep `OUTDIR` on Drive and `SNAP` not too small.'''),
 ('code', SETUP),
 ('params', '''\
 SOURCE_NETWORK = 'ffhq256'   # 'ffhq256' / 'ffhq1024' (downloaded from NVlabs), a URL, a Google Drive share link,
@@ -133,6 +137,12 @@ GAMMA = None                 # R1 weight, None = the NVlabs auto value for the r
 FREEZED = 0                  # FreezeD: freeze this many discriminator blocks (try 4 for very small sets)
 MIRROR = True                # also train on left-right flipped images
 WORKERS = 2                  # data-loading processes
+METRICS = ['kid', 'copy']    # scored at every snapshot: any of 'kid', 'fid', 'copy' ([] for none)
+METRICS_FEATURES = 'auto'    # 'auto': the standard Inception FID network when torch-fidelity is installed
+                             # (pip install torch-fidelity; its weights download once), else the source network's
+                             # discriminator (offline; its numbers compare only with each other), or 'inception',
+                             # 'discriminator', 'pixels'
+METRICS_IMAGES = 500         # images generated per snapshot (and at most as many training images)
 SMOKE = False                # True: an offline run on the bundled 32x32 demo base (tests use it)'''),
 ('code', '''\
 if SMOKE:   # offline and small: fine-tune the demo base on 32 images drawn by the demo's fine-tuned model
@@ -140,6 +150,7 @@ if SMOKE:   # offline and small: fine-tune the demo base on 32 images drawn by t
     from stylegan2_lib.assets import DEMO_BASE
     SOURCE_NETWORK, DATA, OUTDIR = str(DEMO_BASE), str(samples.demo_dataset('smoke/toon-32.zip')), 'smoke/runs'
     KIMG, SNAP, BATCH, WORKERS = 0.5, 0.25, 8, 0
+    METRICS, METRICS_FEATURES, METRICS_IMAGES = ['kid', 'fid', 'copy'], 'pixels', 16   # the demo base has no D
 drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. OUTDIR = str(drive / 'stylegan2-runs')
 source = nb.source_network(SOURCE_NETWORK, sha256=SOURCE_SHA256)
 DATA = str(nb.input_path(DATA))                         # a URL / Drive link is downloaded (checksum pinned)
@@ -150,16 +161,21 @@ from stylegan2_lib.train import latest_run
 previous = latest_run(OUTDIR, Path(DATA).stem) if RESUME else None
 print(f'continuing {previous}' if previous else f'a new run in {OUTDIR}, starting from {source.name}')
 opts = sg.TrainOptions(data=DATA, outdir=OUTDIR, resume=str(previous or source), kimg=KIMG, snap=SNAP,
-                       tick=min(1.0, SNAP / 2), batch=BATCH, gamma=GAMMA, freezed=FREEZED, mirror=MIRROR, workers=WORKERS)
+                       tick=min(1.0, SNAP / 2), batch=BATCH, gamma=GAMMA, freezed=FREEZED, mirror=MIRROR, workers=WORKERS,
+                       metrics=METRICS, metrics_features=METRICS_FEATURES, metrics_images=METRICS_IMAGES)
 run_dir = sg.train(opts, callback=nb.TrainingMonitor())'''),
-('md', '## The snapshots'),
+('md', '''## The snapshots and their scores
+KID and FID fall while the fine-tune learns the style; with a few hundred images they are noisy, so read the
+trend. A snapshot flagged for copying (red cross) is closer to single training images than they are to each
+other: its good KID is memorisation. The best snapshot: the lowest KID among those not flagged (circled).'''),
 ('code', '''\
-from stylegan2_lib.train import list_snapshots
 from stylegan2_lib.train.state import read_metrics
-for kimg, epoch, path in list_snapshots(run_dir):
-    print(f'epoch {epoch:5d}  {kimg:8.2f} kimg  {path.name}')
+print(nb.snapshot_table(run_dir))
 nb.plot_metrics(read_metrics(run_dir), run_dir / 'metrics.png')
-print(f'Next: 03_blend_explorer.ipynb with BASE = {str(source)!r} and RUN = {str(run_dir)!r}')'''),
+print(nb.best_snapshot_text(run_dir))
+best = nb.best_snapshot(run_dir)
+print(f'Next: 03_blend_explorer.ipynb with BASE = {str(source)!r} and RUN = {str(run_dir)!r}'
+      + (f', and 04_stylize_photo.ipynb with STYLED = {str(best.path)!r}' if best and best.path else ''))'''),
 ],
 
 '03_blend_explorer.ipynb': [
