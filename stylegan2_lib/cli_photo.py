@@ -61,6 +61,7 @@ def cmd_stylize(args):
     print(f'wrote aligned.png, projected.png, stylized.png ({next(iter(r.stylized))}), strip.png '
           f'({" | ".join(["photo", "projected", *r.stylized])}) and projected_w.npz to {out} '
           f'(projection: {args.steps} steps, {r.projection.method} distance, on {r.device})')
+    print(r.identity_text())
     return 0
 
 #----------------------------------------------------------------------------
@@ -80,7 +81,9 @@ def add_parsers(sub):
                        description='Align the photo like FFHQ, project it into the base generator (W, or W+ with '
                                    '--w-plus), render the latent with the blend of BASE and STYLED at --resolution (every '
                                    'swap resolution when not given) or with --blended. Writes aligned.png, '
-                                   'projected.png, stylized.png, strip.png and projected_w.npz (NVlabs format).')
+                                   'projected.png, stylized.png, strip.png and projected_w.npz (NVlabs format), and '
+                                   'prints how much of the person each render keeps (dlib identity similarity to the '
+                                   'aligned photo, 0..1).')
     p.add_argument('--base', required=True, metavar='PATH', help='the real-face generator the photo is projected into')
     p.add_argument('--styled', metavar='PATH', help='its fine-tuned (stylized) copy, blended with BASE here')
     p.add_argument('--blended', metavar='PATH', help='or a ready blend (e.g. from `stylegan2-lib blend`)')

@@ -1,6 +1,9 @@
 """`stylegan2-lib align` and `stylegan2-lib stylize` end to end (thin wrappers; the maths is tested in
 test_align.py, test_project.py and test_stylize.py)."""
 
+import importlib
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -31,6 +34,24 @@ def test_stylize_on_the_demo_pair(tmp_path, photo, capsys):
     assert 'swap 8' in printed
     device = devices.default_device()                                          # where it ran: the GPU if there is one
     assert f'projection steps on {device}' in printed and f'on {devices.describe_device(device)})' in printed
+    # how much of the person each render keeps: a number, or why there is none (32 px drawn faces: dlib finds none)
+    assert re.search(r'^identity to the photo .*\n  projected  (\d\.\d\d|none \(.+\))\n  swap 8     (\d\.\d\d|none \(.+\))$',
+                     printed, re.M)
+
+
+def test_stylize_prints_the_identity_similarity_of_each_blend(tmp_path, photo, monkeypatch, capsys):
+    """The renders stood in by the aligned photo itself (identity 1) and by another person (lower): the printed
+    numbers are the result's."""
+    skimage_data = pytest.importorskip('skimage.data')
+    stylize_module = importlib.import_module('stylegan2_lib.stylize')
+    argv = ['stylize', '--base', str(DEMO_BASE), '--styled', str(DEMO_TOON), '--photo', str(photo), '--steps', '2']
+    for name, render in [('same', sg.align_face(Image.open(photo), 32)), ('other', sg.align_face(Image.fromarray(skimage_data.astronaut()), 32))]:
+        monkeypatch.setattr(stylize_module, '_render', lambda G, projection: render)
+        assert main(argv + ['--outdir', str(tmp_path / name)]) == 0
+        printed = dict(re.findall(r'^  (projected|swap \d+) +(\S+)$', capsys.readouterr().out, re.M))
+        assert list(printed) == ['projected', 'swap 4', 'swap 8', 'swap 16']
+        values = {float(v) for v in printed.values()}
+        assert (values == {1.0}) if name == 'same' else (max(values) < 0.9)
 
 
 def test_stylize_runs_where_the_gpu_is(tmp_path, photo, monkeypatch, capsys):

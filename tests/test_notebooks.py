@@ -201,7 +201,10 @@ def test_blend_explorer_smoke(tmp_path, kernel):
 
 
 def test_stylize_photo_smoke(tmp_path, kernel):
-    run('04_stylize_photo.ipynb', tmp_path, kernel)
+    nb = run('04_stylize_photo.ipynb', tmp_path, kernel)
+    # under the strip: the identity similarity of each render to the photo (a number, or why there is none)
+    shown = re.findall(r'^  (projected|swap \d+) +(\d\.\d\d|none \(.+\))$', outputs_text(nb), re.M)
+    assert 'identity to the photo' in outputs_text(nb) and [k for k, _ in shown] == ['projected', 'swap 4', 'swap 8', 'swap 16']
     out = tmp_path / 'smoke' / 'stylized'
     assert sorted(p.name for p in out.iterdir()) == ['aligned.png', 'projected.png', 'projected_w.npz', 'strip.png']
     with np.load(out / 'projected_w.npz') as f:

@@ -78,3 +78,60 @@ def test_no_face_and_bad_arguments(tiny32):
         stylize(Image.new('RGB', (128, 128), (90, 90, 90)), tiny32.G_ema, styled=tiny32.G, steps=2, progress=False)
     with pytest.raises(ValueError, match='styled generator'):
         stylize(grace_hopper(), tiny32.G_ema, steps=2, progress=False)
+
+
+#----------------------------------------------------------------------------
+# Identity: how much of the person in the photo each render keeps (dlib's face descriptors).
+
+def astronaut():
+    skimage_data = pytest.importorskip('skimage.data')
+    return Image.fromarray(skimage_data.astronaut())
+
+
+def test_identity_to_the_photo_is_one_for_the_same_face_and_lower_for_another_person():
+    """On FFHQ-aligned 256 px crops: the photo itself 1, a small resize of it stays near 1, another person
+    (scikit-image's astronaut) lower, a render without a face None, saying so."""
+    photo = align.align_face(grace_hopper(), size=256)
+    smaller = photo.resize((200, 200), Image.LANCZOS)                       # resized back to 256 before describing
+    scores = stylize_module.identity_to_photo(photo, {'same': photo, 'smaller': smaller, 'other person': align.align_face(astronaut(), 256),
+                                                      'wall': Image.new('RGB', (256, 256), (90, 90, 90))})
+    assert list(scores) == ['same', 'smaller', 'other person', 'wall']
+    assert scores['same'].similarity == pytest.approx(1.0, abs=1e-6) and scores['smaller'].similarity > 0.9
+    assert scores['other person'].similarity < 0.5 < scores['smaller'].similarity   # dlib: not the same person
+    assert scores['wall'].similarity is None and scores['wall'].note == 'no face found in the render'
+    assert str(scores['wall']) == 'none (no face found in the render)' and str(scores['same']) == '1.00'
+    blank = stylize_module.identity_to_photo(Image.new('RGB', (32, 32)), {'swap 8': photo})
+    assert blank['swap 8'].similarity is None and 'no face found in the aligned photo' in blank['swap 8'].note
+
+
+def stand_in_render(image):
+    """A _render that ignores the generator and returns `image` (a PIL image at the generator's size)."""
+    return lambda G, projection: image
+
+
+def test_stylize_reports_the_identity_of_each_render(tiny32, monkeypatch):
+    """Renders replaced by the aligned photo itself: every similarity is 1; by another person: lower. The
+    projection, renders and strip are those of the real call (only the pixels of the renders are stood in)."""
+    aligned = align.align_face(grace_hopper(), size=32)
+    monkeypatch.setattr(stylize_module, '_render', stand_in_render(aligned))
+    r = stylize(grace_hopper(), tiny32.G_ema, styled=tiny32.G, steps=2, loss='pixel', progress=False)
+    assert list(r.identity) == ['projected', 'swap 4', 'swap 8', 'swap 16']
+    assert all(v.similarity == pytest.approx(1.0, abs=1e-6) for v in r.identity.values())
+    text = r.identity_text().splitlines()
+    assert text[0].startswith('identity to the photo') and text[1:] == [
+        '  projected  1.00', '  swap 4     1.00', '  swap 8     1.00', '  swap 16    1.00']
+    monkeypatch.setattr(stylize_module, '_render', stand_in_render(align.align_face(astronaut(), size=32)))
+    other = stylize(grace_hopper(), tiny32.G_ema, styled=tiny32.G, steps=2, loss='pixel', progress=False)
+    assert all(v.similarity < 0.9 for v in other.identity.values())          # 32 px: dlib sees little, but less
+    assert stylize(grace_hopper(), tiny32.G_ema, styled=tiny32.G, steps=2, loss='pixel', progress=False,
+                   identity=False).identity == {}
+
+
+def test_stylize_without_dlib_says_why_identity_is_missing(tiny32, monkeypatch):
+    def no_dlib(images):
+        raise align.AlignmentUnavailable('face likeness needs dlib and face_recognition_models')
+    monkeypatch.setattr(stylize_module.metrics, 'describe_faces', no_dlib)
+    r = stylize(grace_hopper(), tiny32.G_ema, styled=tiny32.G, align=False, steps=2, loss='pixel', progress=False)
+    assert {v.similarity for v in r.identity.values()} == {None}
+    assert all(v.note == 'not measured: face likeness needs dlib and face_recognition_models' for v in r.identity.values())
+    assert list(r.stylized) == ['swap 4', 'swap 8', 'swap 16'] and r.strip is not None   # the stylizing itself is unaffected

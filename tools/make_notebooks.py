@@ -223,7 +223,9 @@ print(f'{path}: {path.stat().st_size / 2**20:.1f} MiB, a {G.img_resolution}x{G.i
 
 Upload a photo: the face is aligned as FFHQ was made, projected into the base (real-face) generator, and the
 projected latent is rendered with the blend of the base and your fine-tuned generator at every swap
-resolution, as a strip.
+resolution, as a strip. Under the strip: how much of the person each render keeps, as the identity similarity
+of dlib's face descriptors to the aligned photo (1 the same face; above 0.5 dlib would call it the same
+person; none where no face is found, as often on drawn faces). The swap point trades this likeness for style.
 
 **Needs:** a GPU for NVlabs's 1000 projection steps at 256x256 (a few minutes; far longer on a CPU). The
 VGG16 perceptual distance downloads torchvision's VGG16 weights once (528 MB, checksum-checked);
@@ -256,7 +258,8 @@ from stylegan2_lib.align import read_photo
 result = sg.stylize(read_photo(PHOTO), base.G_ema, styled=styled, steps=STEPS, loss=LOSS, D=base.D, w_plus=W_PLUS,
                     device=device)
 print(f'projected on {result.device} with the {result.projection.method} distance')
-nb.show(result.strip)'''),
+nb.show(result.strip)
+print(result.identity_text())'''),
 ('md', '## Save and download'),
 ('code', '''\
 import numpy as np
