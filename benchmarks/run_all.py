@@ -31,6 +31,7 @@ def scripts(quick, device):
         ('checkpoint loading', ['load_speed.py', '--repeats', '1' if quick else '3']),
         ('evaluate (one snapshot)', ['evaluate_speed.py'] + cuda
          + (['--res', '64', '--seeds', '16', '--style', '50'] if quick or device != 'cuda' else [])),
+        ('one-shot stylisation', ['oneshot_speed.py'] + cuda + (['--full'] if device == 'cuda' else [])),
         ('train --metrics overhead', ['metrics_overhead.py'] + cuda + (['--kimg', '1', '--snap', '0.5'] if quick else [])),
     ]
 
