@@ -25,6 +25,7 @@ Which rows are swapped, and which D blocks give features, are mapped by resoluti
 import copy
 import dataclasses
 import hashlib
+import os
 import time
 import warnings
 from typing import Callable, Optional
@@ -36,7 +37,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import images
-from .align import AlignmentUnavailable, NoFaceFound, align_face
+from .align import AlignmentUnavailable, NoFaceFound, align_face, read_photo
 from .blend import blend_preview
 from .data import load_image
 from .devices import default_device, on_device
@@ -143,9 +144,11 @@ ALIGN_MODES = ('auto', 'face', 'centre', 'off')
 def _as_pil(image):
     if isinstance(image, Image.Image):
         return image
+    if isinstance(image, (str, os.PathLike)):
+        return read_photo(image)            # upright by EXIF; OSError naming the file when unreadable
     a = np.asarray(image)
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f'a reference is a PIL image or a uint8 [H, W, 3] array, got {a.dtype} {list(a.shape)}')
+        raise ValueError(f'a reference is a file path, a PIL image or a uint8 [H, W, 3] array, got {a.dtype} {list(a.shape)}')
     return Image.fromarray(a)
 
 def prepare_reference(image, size, align='auto'):
@@ -174,7 +177,7 @@ def prepare_reference(image, size, align='auto'):
 
 def prepare_references(references, size, align='auto'):
     """(uint8 [N, size, size, 3], [how, ...]); ValueError naming the reference (1-based) that fails."""
-    if isinstance(references, (Image.Image, np.ndarray)):
+    if isinstance(references, (Image.Image, np.ndarray, str, os.PathLike)):
         references = [references]
     references = list(references)
     if not references:
@@ -314,7 +317,8 @@ def train_oneshot(G, D, references, steps=300, alpha=1.0, preserve_color=False, 
 
     G, D:           the base generator and its discriminator (eval mode and frozen here, as project() does);
                     D=None: a seeded random D shaped for G (random_discriminator), with a warning;
-    references:     PIL images or uint8 [H, W, 3] arrays (one, or a list), prepared by `align` (prepare_reference);
+    references:     image files, PIL images or uint8 [H, W, 3] arrays (one, or a list), prepared by `align`
+                    (prepare_reference); an unreadable file raises OSError naming it;
     steps, lr:      Adam steps (JoJoGAN: 300 on the notebook, 200 on Replicate) and learning rate;
     alpha:          style strength in [0, 1]: how far the swapped rows move toward a fresh w;
     preserve_color: swap only the structure and texture rows, so samples keep their colours;

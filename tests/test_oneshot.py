@@ -171,6 +171,16 @@ def test_references_are_aligned_or_centre_cropped_or_refused(reference):
     with pytest.raises(ValueError, match='no face found'):
         prepare_reference(reference, 32, align='face')
 
+def test_references_may_be_files(tmp_path, reference):
+    path = tmp_path / 'style.png'
+    Image.fromarray(reference).save(path)
+    for given in (str(path), path, [path]):
+        a, how = prepare_references(given, 32, align='off')
+        assert how == ['as given'] and np.array_equal(a[0], reference)
+    (tmp_path / 'broken.png').write_bytes(b'not an image')
+    with pytest.raises(OSError, match='broken.png'):
+        prepare_references([path, tmp_path / 'broken.png'], 32)
+
 def test_a_real_face_is_aligned():
     pytest.importorskip('dlib')
     from stylegan2_lib.samples import grace_hopper
