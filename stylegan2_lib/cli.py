@@ -1,6 +1,7 @@
 """Command line: `stylegan2-lib info | generate | blend | demo | evaluate | convert | dataset | train | oneshot | align |
-stylize | doctor`
-(also `python -m stylegan2_lib`; align and stylize live in cli_photo.py, the checks they share in cli_common.py).
+stylize | video | doctor`
+(also `python -m stylegan2_lib`; align and stylize live in cli_photo.py, video in cli_video.py, the checks they
+share in cli_common.py).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
 a blend or export that cannot work) is one line on stderr (cli_common.CLIError) and exit status 1, without
@@ -23,6 +24,7 @@ from .checkpoints import FORMATS, CheckpointError, ExportError, load
 from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_writable, export_quietly,
                          export_with_preview, load_generator, load_with_generator, output_format)
 from .cli_photo import add_parsers as add_photo_parsers, read_photo
+from .cli_video import add_parsers as add_video_parsers, demo_video
 from .data import prepare_dataset
 from .downloads import sha256_of
 from .oneshot import (ALIGN_MODES, DEFAULT_PROJECT_STEPS, oneshot_preview, prepare_reference, random_discriminator,
@@ -117,7 +119,8 @@ def cmd_blend(args):
     return 0
 
 def cmd_demo(args):
-    """The bundled pair: the preview over every swap resolution, and the blend at --resolution as a .pkl."""
+    """The bundled pair: the preview over every swap resolution, the blend at --resolution as a .pkl, the scores
+    and the swap video."""
     check_outdir(args.outdir)
     out, preview = os.path.join(args.outdir, 'demo-blend.pkl'), os.path.join(args.outdir, 'demo-preview.png')
     check_writable(out, 'the blend')
@@ -136,6 +139,7 @@ def cmd_demo(args):
     print(f'wrote {out} (nvlabs): blocks <= {args.resolution} from demo-base (smiley faces), above from demo-toon '
           f'(animal faces), mapping from demo-base')
     _demo_scores(os.path.join(args.outdir, 'demo-scores'), args.device)
+    demo_video(args.outdir, base, toon, args.seeds, args.trunc)
     return 0
 
 def _demo_scores(stem, device):
@@ -439,12 +443,15 @@ def build_parser():
     add_device_option(p)
     p.set_defaults(func=cmd_blend)
 
-    p = sub.add_parser('demo', help='blend the bundled demo pair: preview grid and blended checkpoint',
+    p = sub.add_parser('demo', help='blend the bundled demo pair: preview grid, blended checkpoint, scores, swap video',
                        description='Blend the bundled 32x32 demo pair (demo-base: smiley-face emoji, trained from scratch; '
                                    'demo-toon: the same generator fine-tuned on animal-face emoji) and write '
                                    'OUTDIR/demo-preview.png (one row per seed, columns demo-base | swap at 4, 8, 16 | '
-                                   'demo-toon) and OUTDIR/demo-blend.pkl (the blend at --resolution, NVlabs-readable).')
-    p.add_argument('--outdir', default='out', metavar='DIR', help='where to write the two files (default: out)')
+                                   'demo-toon), OUTDIR/demo-blend.pkl (the blend at --resolution, NVlabs-readable), '
+                                   'OUTDIR/demo-scores.png/.json/.txt and OUTDIR/demo-swap.mp4 (32 frames: the swap '
+                                   'point sliding from demo-base to demo-toon, for the first four seeds; .gif where '
+                                   'imageio-ffmpeg is missing).')
+    p.add_argument('--outdir', default='out', metavar='DIR', help='where to write the files (default: out)')
     add_seeds_option(p, '0-5', 'preview rows')
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
     p.add_argument('--resolution', type=int, default=DEMO_SWAP, metavar='RES',
@@ -497,6 +504,7 @@ def build_parser():
     add_train_parser(sub)
     add_oneshot_parser(sub)
     add_photo_parsers(sub)
+    add_video_parsers(sub)
 
     p = sub.add_parser('doctor', help='what this machine has (versions, GPU, kernel build): paste it into a bug report',
                        description='Print the library version, Python, PyTorch and its CUDA, the GPU (compute capability, '

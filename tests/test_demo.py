@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageSequence
 
 import stylegan2_lib as sg
 from stylegan2_lib.evaluate import load_scores
@@ -23,6 +23,21 @@ ROOT = Path(__file__).resolve().parent.parent
 FONT = Path('/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf')
 # blend_preview's layout: tiles enlarged to at least 96 pixels (32x32 -> 96x96), 2-pixel gaps, 14-pixel labels.
 TILE, PAD, LABEL = 96, 2, 14
+# The demo's swap video: an MP4 where the `video` extra (imageio-ffmpeg) is installed, else an animated GIF.
+try:
+    import imageio_ffmpeg
+    SWAP_VIDEO = 'demo-swap.mp4'
+except ImportError:
+    imageio_ffmpeg, SWAP_VIDEO = None, 'demo-swap.gif'
+
+
+def read_video(path):
+    if imageio_ffmpeg is None:
+        with Image.open(path) as im:
+            return [np.asarray(f.convert('RGB')) for f in ImageSequence.Iterator(im)]
+    reader = imageio_ffmpeg.read_frames(str(path))
+    w, h = next(reader)['size']
+    return [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
 
 
 def latents(seeds, z_dim):
@@ -120,7 +135,8 @@ def test_demo_command(capsys, tmp_path, pair):
     rc = main(['demo', '--outdir', str(out), '--seeds', '0,3-4', '--trunc', '0.6', '--device', 'cpu'])
     stdout, err = capsys.readouterr()
     assert rc == 0, err
-    assert files_under(out) == ['demo-blend.pkl', 'demo-preview.png', 'demo-scores.json', 'demo-scores.png', 'demo-scores.txt']
+    assert files_under(out) == ['demo-blend.pkl', 'demo-preview.png', 'demo-scores.json', 'demo-scores.png', 'demo-scores.txt',
+                                SWAP_VIDEO]
     assert str(out / 'demo-blend.pkl') in stdout and str(out / 'demo-preview.png') in stdout
     # The measurement, offline: one row (demo-toon) x every swap choice; the base column is the base itself.
     scores = load_scores(out / 'demo-scores.json')
@@ -154,6 +170,16 @@ def test_demo_command(capsys, tmp_path, pair):
             np.testing.assert_array_equal(grid[top: top + TILE, left: left + TILE], expect[c][r], err_msg=f'row {r} col {c}')
 
 
+    # The swap video: 32 frames of the seeds (up to four) in a grid of 128-pixel tiles, from the base to the toon.
+    frames = read_video(out / SWAP_VIDEO)
+    assert len(frames) == 32 and frames[0].shape == (2 * 130 - 2, 2 * 130 - 2, 3) and str(out / SWAP_VIDEO) in stdout
+    with torch.no_grad():
+        ends = [sg.make_grid(sg.to_uint8(G.synthesis(ws, noise_mode='const')).repeat(4, axis=1).repeat(4, axis=2))
+                for G in (base, sg.blend(base, toon, 0))]
+    for frame, end, other in ((frames[0], *ends), (frames[-1], *ends[::-1])):
+        assert np.abs(frame.astype(int) - end).mean() < 5 < np.abs(frame.astype(int) - other).mean()
+
+
 def test_demo_bad_seeds_writes_nothing(capsys, tmp_path):
     rc = main(['demo', '--outdir', str(tmp_path / 'out'), '--seeds', '3-1'])
     _, err = capsys.readouterr()
@@ -167,7 +193,7 @@ def test_quick_start_command(tmp_path):
                        cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(ROOT)}, timeout=300)
     assert r.returncode == 0, r.stderr
     assert files_under(tmp_path / 'out') == ['demo-blend.pkl', 'demo-preview.png', 'demo-scores.json', 'demo-scores.png',
-                                             'demo-scores.txt']
+                                             'demo-scores.txt', SWAP_VIDEO]
     grid = np.asarray(Image.open(tmp_path / 'out' / 'demo-preview.png').convert('RGB'))
     assert grid.shape == (LABEL + 6 * (TILE + PAD) - PAD, 5 * (TILE + PAD) - PAD, 3)      # seeds 0-5, 5 columns
 

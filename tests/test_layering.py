@@ -18,6 +18,7 @@ LAYERS = {
     'checkpoints': 4, 'blend': 4, 'perceptual': 4,
     'project': 5, 'train': 5, 'summary': 5, 'blend_views': 5, 'notebook': 5, 'cli_common': 5, 'samples': 5, 'metrics': 5,
     'stylize': 6, 'cli_photo': 6, 'doctor': 6, 'explorer': 6, 'cli': 6, 'evaluate': 6, 'run_scores': 6, 'oneshot': 6,
+    'video': 6, 'cli_video': 6,
     '__main__': 7,
     '__init__': 8,
 }
