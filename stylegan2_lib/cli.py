@@ -21,6 +21,7 @@ from .align import AlignmentUnavailable
 from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
 from .blend import blend, blend_preview, check_same_architecture, swap_weights
 from .checkpoints import FORMATS, CheckpointError, ExportError, load
+from .checkpoints.onnx import GRAPHS as ONNX_GRAPHS
 from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_writable, export_quietly,
                          export_with_preview, load_generator, load_with_generator, output_format)
 from .cli_photo import add_parsers as add_photo_parsers, read_photo
@@ -176,11 +177,27 @@ def cmd_evaluate(args):
 
 def cmd_convert(args):
     fmt = output_format(args.output, args.format)
+    options = onnx_options(args, fmt)
     check_writable(args.output, 'OUT')
     ck = load(args.input)
-    export_quietly(args.output, ck, fmt)
-    print(f'wrote {args.output} ({fmt}; {", ".join(ck.networks())} from {args.input})')
+    export_quietly(args.output, ck, fmt, **options)
+    if fmt == 'onnx':
+        G = 'G_ema' if ck.G_ema is not None else 'G'
+        inputs = 'ws' if options['onnx_graph'] == 'synthesis' else 'z' if args.trunc is not None else 'z, truncation_psi'
+        print(f'wrote {args.output} (onnx {options["onnx_graph"]} graph: {inputs} -> img; {G} from {args.input})')
+    else:
+        print(f'wrote {args.output} ({fmt}; {", ".join(ck.networks())} from {args.input})')
     return 0
+
+def onnx_options(args, fmt):
+    """sg.export's ONNX options from convert's flags; the flags are refused for any other format."""
+    given = [flag for flag, value in (('--onnx-graph', args.onnx_graph), ('--trunc', args.trunc),
+                                      ('--trunc-cutoff', args.trunc_cutoff)) if value is not None]
+    if fmt != 'onnx':
+        if given:
+            raise CLIError(f'{", ".join(given)}: only for an ONNX file (OUT ending in .onnx, or --format onnx)')
+        return {}
+    return dict(onnx_graph=args.onnx_graph or 'generator', truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff)
 
 def cmd_dataset(args):
     check_writable(args.dest, 'DEST')
@@ -484,12 +501,21 @@ def build_parser():
     add_device_option(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser('convert', help='write a checkpoint in another format',
+    p = sub.add_parser('convert', help='write a checkpoint in another format (or its generator as ONNX)',
                        description='Load any supported checkpoint and write it as an NVlabs .pkl (TF-StyleGAN2 layout), '
-                                   'a rosinality .pt or a stylegan2_lib .safetensors file.')
+                                   'a rosinality .pt, a stylegan2_lib .safetensors file, or its generator as an ONNX '
+                                   'file for onnxruntime (docs/onnx.md; needs the onnx extra).')
     p.add_argument('input', metavar='IN', help='checkpoint file (.pkl, .pt, .safetensors)')
-    p.add_argument('output', metavar='OUT', help='file to write (.pkl, .pt, .pth, .safetensors)')
+    p.add_argument('output', metavar='OUT', help='file to write (.pkl, .pt, .pth, .safetensors, .onnx)')
     p.add_argument('--format', choices=FORMATS, default=None, help='default: from the extension of OUT')
+    p.add_argument('--onnx-graph', choices=ONNX_GRAPHS, default=None,
+                   help='ONNX only: generator (inputs z and truncation_psi -> image; the default) or synthesis '
+                        '(ws -> image); constant noise, any batch size')
+    p.add_argument('--trunc', type=float, default=None, metavar='PSI',
+                   help='ONNX generator only: fix truncation psi in the graph (then z is its only input); '
+                        'default: truncation_psi is an input')
+    p.add_argument('--trunc-cutoff', type=int, default=None, metavar='ROWS',
+                   help='ONNX generator only: truncate only the first ROWS rows of ws (default: all)')
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser('dataset', help='prepare a training zip from a folder or zip of images',

@@ -76,25 +76,19 @@ def output_format(path, fmt):
 
 def check_writable(path, what):
     """`path` can be created: not a directory, and its nearest existing parent is a writable directory."""
-    if os.path.isdir(path):
-        raise CLIError(f'{path}: {what} is a directory; give a file name')
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise CLIError(f'{path}: cannot create {what}: {parent} is not a directory')
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CLIError(f'{path}: cannot create {what}: {parent} is not writable')
+    problem = files.why_unwritable(path, what)
+    if problem is not None:
+        raise CLIError(f'{path}: {problem}')
 
 def check_outdir(path, what='--outdir'):
     if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f'{path}: {what} exists and is not a directory')
 
-def export_quietly(path, net, fmt, meta=None):
+def export_quietly(path, net, fmt, meta=None, **options):
     """sg.export, with its warnings (e.g. the placeholder D of an NVlabs .pkl) as one stderr line each."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        export(path, net, format=fmt, meta=meta)
+        export(path, net, format=fmt, meta=meta, **options)
     for w in caught:
         print(f'stylegan2-lib: warning: {w.message}', file=sys.stderr)
 

@@ -64,6 +64,21 @@ def atomic_write_bytes(path, data: bytes):
         f.write(data)
 
 #----------------------------------------------------------------------------
+# Whether `path` can be created, asked before a long computation whose result goes there: None, or why not.
+
+def why_unwritable(path, what='the file'):
+    if os.path.isdir(path):
+        return f'{what} is a directory; give a file name'
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f'cannot create {what}: {parent} is not a directory'
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f'cannot create {what}: {parent} is not writable'
+    return None
+
+#----------------------------------------------------------------------------
 # A size for people: '1.5 MiB', '279.6 MiB', '3.2 GiB' (binary units, as file managers and browsers count).
 
 def format_size(num_bytes):

@@ -116,15 +116,19 @@ def load(path, device='cpu', limits=None):
 #----------------------------------------------------------------------------
 # Export to the formats other tools load.
 
-EXTENSIONS = {'.pkl': 'nvlabs', '.pt': 'rosinality', '.pth': 'rosinality', '.safetensors': 'native'}
-FORMATS = ('nvlabs', 'rosinality', 'native')
+EXTENSIONS = {'.pkl': 'nvlabs', '.pt': 'rosinality', '.pth': 'rosinality', '.safetensors': 'native', '.onnx': 'onnx'}
+FORMATS = ('nvlabs', 'rosinality', 'native', 'onnx')
+ONNX_OPTIONS = ('onnx_graph', 'truncation_psi', 'truncation_cutoff')
 
-def export(path, ck_or_G, format=None, meta=None):
+def export(path, ck_or_G, format=None, meta=None, **onnx_options):
     """Write a Checkpoint (or one Generator, taken as G_ema) as:
     'nvlabs'     .pkl  the TensorFlow-StyleGAN2 layout NVlabs's legacy.load_network_pkl reads unmodified
                        (and so their generate.py / projector.py); no code inside; fp16 and clamp settings kept
     'rosinality' .pt   {g_ema, latent_avg, g, d, args} for their Generator(...).load_state_dict(strict=True)
     'native'     .safetensors  this library's own format (configs and meta included)
+    'onnx'       .onnx G_ema only, for onnxruntime (docs/onnx.md): onnx_graph='generator' (z and, unless
+                       truncation_psi= fixes it, a scalar input truncation_psi -> img; truncation_cutoff=
+                       rows) or 'synthesis' (ws -> img); constant noise, dynamic batch axis
     The format comes from the extension when not given. Checks run first: a network the format cannot
     hold raises ExportError and nothing is written; the write itself is atomic."""
     nets = ck_or_G.networks() if isinstance(ck_or_G, Checkpoint) else {'G_ema': ck_or_G}
@@ -133,8 +137,14 @@ def export(path, ck_or_G, format=None, meta=None):
     if fmt not in FORMATS:
         raise ExportError(f'{path}: cannot tell the format from the extension; give format= one of {FORMATS} '
                           f'(or use {", ".join(EXTENSIONS)})' if format is None else f'{path}: unknown format {format!r}; one of {FORMATS}')
+    if onnx_options and fmt != 'onnx' or set(onnx_options) - set(ONNX_OPTIONS):
+        raise ExportError(f'{path}: unexpected options {sorted(onnx_options)} for format {fmt!r} '
+                          f'(the onnx format takes {", ".join(ONNX_OPTIONS)})')
     if fmt == 'native':
         save(path, **nets, meta=meta)
+        return fmt
+    if fmt == 'onnx':
+        _export_onnx(path, nets, **onnx_options)
         return fmt
     try:
         data = (tensorflow_pickle_bytes if fmt == 'nvlabs' else rosinality_bytes)(**nets, **({'meta': meta} if fmt == 'rosinality' else {}))
@@ -142,3 +152,17 @@ def export(path, ck_or_G, format=None, meta=None):
         raise ExportError(f'{path}: {e}') from None
     files.atomic_write_bytes(path, data)
     return fmt
+
+def _export_onnx(path, nets, onnx_graph='generator', truncation_psi=None, truncation_cutoff=None):
+    from .onnx import onnx_bytes          # torch.onnx and onnxscript load only when an ONNX file is written
+    G = nets['G_ema'] if nets.get('G_ema') is not None else nets.get('G')
+    if G is None:
+        raise ExportError(f'{path}: the checkpoint holds no generator to export to ONNX')
+    problem = files.why_unwritable(os.fspath(path))     # asked first: the export takes tens of seconds
+    if problem is not None:
+        raise ExportError(f'{path}: {problem}')
+    try:
+        data = onnx_bytes(G, onnx_graph, truncation_psi, truncation_cutoff)
+    except ExportError as e:
+        raise ExportError(f'{path}: {e}') from None
+    files.atomic_write_bytes(path, data)
