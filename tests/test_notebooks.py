@@ -20,6 +20,7 @@ pytest.importorskip('ipykernel')
 import stylegan2_lib as sg
 from stylegan2_lib import notebook
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
+from stylegan2_lib.evaluate import load_scores
 from stylegan2_lib.train import list_snapshots
 from stylegan2_lib.train.state import read_metrics
 
@@ -198,6 +199,12 @@ def test_blend_explorer_smoke(tmp_path, kernel):
         assert torch.allclose(G(z, None, noise_mode='const'), want(z, None, noise_mode='const'), atol=1e-4)
     figure = np.asarray(PIL.Image.open(tmp_path / 'smoke' / 'exports' / 'epoch-x-swap.png'))
     assert figure.shape[0] == 14 + 64                                         # one snapshot: one labelled row
+    # 'Compute scores' ran once (offline pixel features, 8 seeds, against STYLE_DATA): cached beside the exports,
+    # for this snapshot and every swap choice, the recommendation printed and the heat map written.
+    scores = load_scores(tmp_path / 'smoke' / 'exports' / 'scores.json')
+    assert scores.labels == ['demo-toon'] and scores.features.startswith('pixels') and scores.style_kid.shape[0] == 1
+    assert f'Recommended: {scores.recommendation_text()}' in outputs_text(nb)
+    assert PIL.Image.open(tmp_path / 'smoke' / 'exports' / 'scores.png').size[0] > 0
 
 
 def test_stylize_photo_smoke(tmp_path, kernel):

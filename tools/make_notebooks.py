@@ -54,6 +54,10 @@ def badge(name):
     url = f'https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/notebooks/{name}'
     return f'[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})'
 
+def doc(page):
+    """A markdown link to docs/<page> on GitHub (a relative link would not open from Colab)."""
+    return f'[docs/{page}](https://github.com/{REPO}/blob/{BRANCH}/docs/{page})'
+
 #----------------------------------------------------------------------------
 
 NOTEBOOKS = {
@@ -179,7 +183,7 @@ print(f'Next: 03_blend_explorer.ipynb with BASE = {str(source)!r} and RUN = {str
 ],
 
 '03_blend_explorer.ipynb': [
-('md', '''# 3. Blend explorer: pick a swap resolution and a snapshot, download the stylizer
+('md', f'''# 3. Blend explorer: pick a swap resolution and a snapshot, download the stylizer
 
 The low-resolution layers of one generator carry pose and face shape, the high-resolution layers colour
 and texture. Slide the swap point ('all high' .. 'all low'), the fine-tuning snapshot, the blend width and
@@ -188,24 +192,55 @@ the truncation; 'compare swaps' shows every swap point at once. 'Export blend' w
 `voila notebooks/03_blend_explorer.ipynb --VoilaConfiguration.file_allowlist="['.*\\.(png|pkl|pt|safetensors)']"`
 (the allowlist lets Voila serve the exported files).
 
+**Choosing by measurement.** When the run was trained with `METRICS` (notebook 02) or has a `scores.json`, each
+snapshot's label shows its KID (lower: closer to the style images) and 'copying' where it reproduces its
+training images. The 'scores' view shows the heat map, snapshot x swap point, of the style KID (how far the
+blend's images are from the style images) and the likeness (how much of the base's face survives), with the
+current choice framed. 'Compute scores' measures every snapshot x swap point against the run's training
+images (or `STYLE_DATA` if given): minutes on a CPU, cached in the run, where the next explorer finds them.
+'Jump to recommended' sets the sliders to the recommended point: the most stylised blend whose likeness and
+copying stay within stated thresholds. {doc('scores.md')} explains the numbers and their limits.
+
 **Needs:** no GPU for a look: a slider move re-renders only what changed (about a third of a second for a new
 swap point of a 64x64 network on a 2-core CPU, instant for one seen before; a 256x256 one does twice the work per
-image, fine on a GPU). Disk: one checkpoint per export: at 256x256
+image, fine on a GPU). 'Compute scores' renders 64 images per snapshot x swap point and embeds them: about 5 s
+per snapshot on a GPU at 256x256, minutes per snapshot on a CPU. Disk: one checkpoint per export: at 256x256
 about 100 MB as safetensors (G_ema only), about 280 MB as NVlabs `.pkl` (their loader wants G, D and G_ema).'''),
 ('code', SETUP),
 ('params', '''\
 BASE = 'ffhq256'             # the source network: a known name, a URL, a Google Drive link or a file (as in 02)
 RUN = 'runs/00000-style-256' # a training run directory (all its snapshots), or a list of checkpoint files
+STYLE_DATA = None            # the style images the scores compare with: a folder or zip (a path, URL or Drive link);
+                             # None: the run's own training images (its options.json names them)
 SEEDS = '0-3'
 OUTDIR = 'exports'
 SMOKE = False                # True: the bundled 32x32 demo pair, offline (tests use it)'''),
 ('code', '''\
-if SMOKE:   # the bundled demo pair: demo-base and its fine-tuned copy demo-toon
+score_options = None         # evaluate()'s defaults: Inception features where torch-fidelity is installed, 64 images a cell
+if SMOKE:   # the bundled demo pair: demo-base and its fine-tuned copy demo-toon; the faces demo-toon draws as style
+    from stylegan2_lib import samples
     from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
     BASE, RUN, OUTDIR = str(DEMO_BASE), [str(DEMO_TOON)], 'smoke/exports'
+    STYLE_DATA = str(samples.demo_dataset('smoke/toon-32.zip'))
+    score_options = dict(features='pixels', seeds=range(8))      # offline and small: seconds, not minutes
 from stylegan2_lib.explorer import BlendExplorer
-explorer = BlendExplorer(nb.source_network(BASE), RUN, seeds=SEEDS, outdir=OUTDIR)
+explorer = BlendExplorer(nb.source_network(BASE), RUN, seeds=SEEDS, outdir=OUTDIR,
+                         style_data=None if STYLE_DATA is None else str(nb.input_path(STYLE_DATA)),
+                         score_options=score_options)
 explorer'''),
+('md', '''## The scores as one figure
+What the 'scores' view shows, for the run's cached scores (press 'Compute scores' above first; a SMOKE run
+computes them here, as the button does).'''),
+('code', '''\
+if SMOKE:
+    explorer.compute_scores(progress=False)
+if explorer.scores is None:
+    print('No scores yet: press Compute scores in the explorer above, then run this cell again.')
+else:
+    print(f'Recommended: {explorer.scores.recommendation_text()}')
+    figure = explorer.scores.heatmap()
+    sg.save_image(Path(OUTDIR) / 'scores.png', figure)
+    nb.show(figure)'''),
 ('md', '## Every snapshot x every swap point, as one figure'),
 ('code', '''\
 figure = explorer.views.epoch_swap_grid(seed=int(SEEDS.split('-')[0].split(',')[0]))
