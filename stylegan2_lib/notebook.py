@@ -1,6 +1,7 @@
 """What the notebooks' cells call, so they stay a few lines: where we run (Colab or not, which GPU), getting
 files in (upload, Drive, inputs given as paths, URLs or Drive links; source networks; a run's newest
-snapshot) and out (download), a run's scores (metric_history, best_snapshot) and the live training view.
+snapshot; the image files of an upload or folder) and out (download), a run's scores (metric_history,
+best_snapshot) and the live views of training and of one-shot fine-tuning.
 (The offline inputs of SMOKE runs, sample photos and the demo dataset, are stylegan2_lib.samples: the tests
 and tools use them too.)
 
@@ -251,36 +252,69 @@ def plot_scores(history, ax):
     handles = [h for a in {id(a): a for a in axes.values()}.values() for h in a.get_legend_handles_labels()[0]]
     ax.legend(handles=handles, fontsize=8, loc='best')
 
-class TrainingMonitor:
-    """A `callback` for sg.train: each tick, updates three output areas in place (status line with the best
-    snapshot so far when the run is scored, metric curves, the latest snapshot's sample grid), so a Colab tab
-    shows progress without scrolling."""
+def figure_image(fig, dpi=80):
+    """A matplotlib figure as a PIL image (the figure closed)."""
+    import io
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=dpi)
+    plt.close(fig)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+class LiveView:
+    """Output areas updated in place: the first show(items) displays each item, later calls replace them, so a
+    Colab tab shows progress without scrolling."""
 
     def __init__(self):
         self.handles = None
 
-    def __call__(self, tick):
-        import io
-        import matplotlib.pyplot as plt
+    def show(self, items):
         from IPython.display import display
-        from PIL import Image
-        from .train.state import read_metrics
-        buf = io.BytesIO()
-        records = read_metrics(tick.run_dir)
-        fig = plot_metrics(records)
-        fig.savefig(buf, format='png', dpi=80)
-        plt.close(fig)
-        grids = sorted(Path(tick.run_dir).glob('network-snapshot-*.png'))
-        scored = metric_history(tick.run_dir)
-        items = [f'kimg {tick.kimg:.1f}, epoch {tick.epoch}' + (' (done)' if tick.done else '')
-                 + (f'. {best_snapshot_text(scored)}' if scored else ''),
-                 Image.open(io.BytesIO(buf.getvalue())),
-                 Image.open(grids[-1]) if grids else 'no snapshot yet']
         if self.handles is None:
             self.handles = [display(item, display_id=True) for item in items]
         else:
             for handle, item in zip(self.handles, items):
                 handle.update(item)
+
+class TrainingMonitor(LiveView):
+    """A `callback` for sg.train: each tick, a status line (with the best snapshot so far when the run is
+    scored), the metric curves and the latest snapshot's sample grid."""
+
+    def __call__(self, tick):
+        from PIL import Image
+        from .train.state import read_metrics
+        grids = sorted(Path(tick.run_dir).glob('network-snapshot-*.png'))
+        scored = metric_history(tick.run_dir)
+        self.show([f'kimg {tick.kimg:.1f}, epoch {tick.epoch}' + (' (done)' if tick.done else '')
+                   + (f'. {best_snapshot_text(scored)}' if scored else ''),
+                   figure_image(plot_metrics(read_metrics(tick.run_dir))),
+                   Image.open(grids[-1]) if grids else 'no snapshot yet'])
+
+class OneShotMonitor(LiveView):
+    """A `callback` for oneshot.train_oneshot (callback(step, loss, preview)): whenever a preview comes (every
+    `preview_every` steps and at the last), a status line, the loss curve and the preview (the references'
+    latents, then fixed samples, through the network as it trains). `steps`: the run's length, for the status."""
+
+    def __init__(self, steps=None):
+        super().__init__()
+        self.steps, self.losses, self.preview = steps, [], None
+
+    def __call__(self, step, loss, preview):
+        self.losses.append(loss)
+        if preview is None:
+            return
+        import matplotlib.pyplot as plt
+        from PIL import Image
+        self.preview = preview
+        fig, ax = plt.subplots(figsize=(4.5, 2.5))
+        ax.plot(range(1, len(self.losses) + 1), self.losses, color='tab:blue')
+        ax.set_xlabel('step')
+        ax.set_ylabel('feature L1 loss')
+        fig.tight_layout()
+        of = f' of {self.steps}' if self.steps else ''
+        self.show([f'step {step + 1}{of}, loss {loss:.4g} (first {self.losses[0]:.4g})', figure_image(fig),
+                   Image.fromarray(preview)])
 
 #----------------------------------------------------------------------------
 # Inputs for the notebooks: source networks (downloaded where needed), inputs by path, URL or Drive link.
@@ -330,6 +364,22 @@ def _unzipped(zip_path, folder):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+def image_files(path, most=None):
+    """The images at `path`, sorted: the file itself, or the image files of a folder (searched recursively;
+    hidden files and a zip's __MACOSX folder left out). ValueError when there is none, or more than `most`."""
+    from .data import IMAGE_EXTENSIONS
+    path = Path(path)
+    if path.is_file():
+        found = [path]
+    else:
+        hidden = lambda p: any(part.startswith('.') or part == '__MACOSX' for part in p.relative_to(path).parts)   # noqa: E731
+        found = sorted(p for p in path.rglob('*') if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not hidden(p))
+    if not found:
+        raise ValueError(f'{path}: no images (files ending in {" ".join(IMAGE_EXTENSIONS)})')
+    if most is not None and len(found) > most:
+        raise ValueError(f'{path}: {len(found)} images; give at most {most}')
+    return found
 
 def fine_tuned(path_or_run):
     """A fine-tuned checkpoint: a file as is, or a training run directory's newest snapshot."""

@@ -126,6 +126,49 @@ def test_a_zip_of_style_images_comes_back_as_a_folder_extracted_once(tmp_path):
     assert nb.input_path(archive, unzip=False) == archive
 
 
+def test_image_files_lists_an_upload_or_a_folder_of_style_images(tmp_path):
+    for name in ('b.PNG', 'a.jpg', 'faces/c.webp', 'notes.txt', '.hidden.png', '__MACOSX/faces/._c.webp', '.git/x.png'):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b'x')
+    assert [p.relative_to(tmp_path).as_posix() for p in nb.image_files(tmp_path)] == ['a.jpg', 'b.PNG', 'faces/c.webp']
+    assert nb.image_files(tmp_path / 'a.jpg') == [tmp_path / 'a.jpg']             # one image given as a file
+    with pytest.raises(ValueError, match='3 images; give at most 2'):
+        nb.image_files(tmp_path, most=2)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match=r'empty: no images \(files ending in .jpg'):
+        nb.image_files(tmp_path / 'empty')
+
+
+class FakeDisplay:
+    """IPython.display.display with display_id=True, recorded: what each output area shows, in order."""
+
+    def __init__(self):
+        self.areas = []
+
+    def __call__(self, item, display_id=None):
+        area = [item]
+        self.areas.append(area)
+        return type('Handle', (), {'update': lambda _self, new: area.append(new)})()
+
+
+def test_one_shot_monitor_shows_status_loss_curve_and_preview_in_place(monkeypatch):
+    pytest.importorskip('matplotlib')
+    import IPython.display
+    import numpy as np
+    from PIL import Image
+    shown = FakeDisplay()
+    monkeypatch.setattr(IPython.display, 'display', shown)
+    monitor = nb.OneShotMonitor(steps=4)
+    previews = {0: np.zeros([8, 16, 3], np.uint8), 3: np.full([8, 16, 3], 255, np.uint8)}
+    for step, loss in enumerate([0.4, 0.3, 0.2, 0.1]):
+        monitor(step, loss, previews.get(step))                                   # train_oneshot's callback
+    assert monitor.losses == [0.4, 0.3, 0.2, 0.1] and monitor.preview is previews[3]
+    status, curve, preview = shown.areas                                          # three areas, each updated once
+    assert status == ['step 1 of 4, loss 0.4 (first 0.4)', 'step 4 of 4, loss 0.1 (first 0.4)']
+    assert all(isinstance(img, Image.Image) for img in curve) and len(curve) == 2
+    assert [np.asarray(img).max() for img in preview] == [0, 255]
+
+
 #----------------------------------------------------------------------------
 # A run's scores: metric_history, best_snapshot, the table and the plot, on metrics.jsonl lines written here
 # as train/measure.py writes them (ticks without scores between snapshots).

@@ -80,7 +80,7 @@ def outputs_text(nb):
 
 def test_the_notebooks_are_the_generated_ones():
     assert [p.name for p in NOTEBOOKS] == ['01_data_prep.ipynb', '02_transfer_training.ipynb',
-                                           '03_blend_explorer.ipynb', '04_stylize_photo.ipynb']
+                                           '03_blend_explorer.ipynb', '04_stylize_photo.ipynb', '05_one_shot.ipynb']
     r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_notebooks.py'), '--check'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
@@ -103,11 +103,11 @@ def test_notebook_conventions(path):
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
 def test_only_the_notebooks_that_need_a_gpu_ask_colab_for_one(path):
-    """What a notebook says it needs (its '**Needs:**' line) decides: a GPU runtime for 02 and 04, none for 01, 03."""
+    """What a notebook says it needs (its '**Needs:**' line) decides: a GPU runtime for 02, 04 and 05, none for 01, 03."""
     nb = json.loads(path.read_text())
     needs = re.search(r'\*\*Needs:\*\* (.*)', ''.join(c for cell in nb['cells'] for c in cell['source'])).group(1)
     wants_gpu = needs.startswith('a GPU')
-    assert wants_gpu == (path.stem[:2] in ('02', '04'))
+    assert wants_gpu == (path.stem[:2] in ('02', '04', '05'))
     assert (nb['metadata'].get('accelerator') == 'GPU') == wants_gpu
     assert ('gpuType' in nb['metadata']['colab']) == wants_gpu
 
@@ -218,6 +218,33 @@ def test_stylize_photo_smoke(tmp_path, kernel):
         w = f['w']
     G = sg.load(DEMO_BASE).G_ema
     assert w.shape == (1, G.num_ws, G.w_dim) and np.isfinite(w).all()
+
+
+def test_one_shot_smoke(tmp_path, kernel):
+    nb = run('05_one_shot.ipynb', tmp_path, kernel)
+    out = tmp_path / 'smoke' / 'oneshot'
+    path = out / 'oneshot-demo-toon-5.safetensors'
+    ck = sg.load(path)
+    recipe = ck.meta['oneshot']
+    assert recipe['steps'] == 30 and recipe['projection']['steps'] == 20 and recipe['discriminator'] == 'random (seed 0)'
+    assert [r['prepared'] for r in recipe['references']] == ['centre-cropped']  # a drawn face: no face found, cropped
+    text = outputs_text(nb)
+    assert 'a random one (seeded) gives the features' in text                 # the demo base has no D: said so
+    # The live view: status, loss curve and preview shown (and updated in place) while it trained.
+    displayed = [o['data'] for c in nb['cells'] for o in c.get('outputs', []) if 'data' in o]
+    assert any(re.search(r'step 30 of 30, loss [\d.]+', ''.join(d.get('text/plain', ''))) for d in displayed)
+    shown = [d for d in displayed if 'image/png' in d]
+    assert len(shown) >= 4                                                      # loss curve, preview, the figure, the strip
+    widget = [o for c in nb['cells'] for o in c.get('outputs', []) if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
+    assert widget                                                              # the explorer was displayed
+    # The explorer's export is the blend of the base with the one-shot network at its default swap point.
+    G = sg.load(out / 'blend-oneshot-demo-toon-5-swap16.pkl').G_ema
+    want = sg.blend(sg.load(DEMO_BASE).G_ema, ck.G_ema, 16)
+    z = torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(G(z, None, noise_mode='const'), want(z, None, noise_mode='const'), atol=1e-4)
+    assert {'oneshot-demo-toon-5.png', 'strip.png'} <= {p.name for p in out.iterdir()}
+    assert 'identity to the photo' in text
 
 
 def test_zip_members_of_a_prepared_set_are_pngs(tmp_path, kernel):

@@ -1,4 +1,4 @@
-"""Write the four notebooks in notebooks/ from the cell sources below (one place for the shared set-up cell,
+"""Write the notebooks in notebooks/ from the cell sources below (one place for the shared set-up cell,
 badges and parameter conventions), so they stay small, consistent and reviewable as Python.
 
     python tools/make_notebooks.py           # (re)write notebooks/*.ipynb
@@ -24,7 +24,7 @@ REPO = 'stylegan2-lib/stylegan2_lib'             # GitHub owner/name: the badges
 BRANCH = 'main'
 
 # Notebooks that ask Colab for a GPU runtime (metadata); the others run well on a CPU runtime.
-GPU_NOTEBOOKS = ('02_transfer_training.ipynb', '04_stylize_photo.ipynb')
+GPU_NOTEBOOKS = ('02_transfer_training.ipynb', '04_stylize_photo.ipynb', '05_one_shot.ipynb')
 
 def install_requirement(repo, branch):
     """What the set-up cell pip-installs (this function's source is pasted into the cell): the library with
@@ -305,6 +305,111 @@ sg.save_projected_w(out / 'projected_w.npz', result.projection.ws)
 print(sorted(p.name for p in out.iterdir()))
 from IPython.display import HTML
 HTML(nb.offer_download(out / 'strip.png'))'''),
+],
+
+'05_one_shot.ipynb': [
+('md', f'''# 5. One-shot stylisation: a stylizer from 1-5 style images in minutes
+
+No dataset, no hours of training: upload one to five pictures of a style (drawn, painted or photographed
+faces). Each is aligned as FFHQ was made (a real face) or centre-cropped (a drawn face the detector misses) and
+projected into the base generator, and a copy of the base is fine-tuned so that the picture's latents, with
+their fine layers swapped for random ones, still draw the picture, compared in the frozen discriminator's
+features (JoJoGAN's recipe, Chong & Forsyth 2022; {doc('oneshot.md')}). While it trains, the preview shows the
+references' latents and three fixed samples through the network as it learns, beside the loss. The result is a
+network like a fine-tuned snapshot: it is saved with what it was made from, opened in the blend explorer beside
+the base, used to stylize a photo, and exported.
+
+**Needs:** a GPU: a default run at 256x256 (100 projection steps per image, 300 fine-tuning steps) took 24 s on
+an H200; expect a minute or two on Colab's GPU, about 7 minutes on a 2-core CPU. The loss needs the base's
+discriminator: NVlabs's FFHQ file has one; a base without one (the bundled demo pair, in the SMOKE run) trains
+against a seeded random discriminator, with a warning, and learns less. Stylizing the photo projects it as
+notebook 04 does (the VGG16 distance downloads 528 MB of weights once, or `LOSS = 'discriminator'`). Disk:
+about 100 MB per 256x256 one-shot network (safetensors, G_ema only), up to 280 MB per exported `.pkl`.'''),
+('code', SETUP),
+('params', '''\
+STYLE = 'upload'             # 'upload' (a file picker in the browser: 1-5 images), an image, or a folder or zip of
+                             # them: a path, a URL or a Google Drive share link
+BASE = 'ffhq256'             # the generator to fine-tune, with its discriminator (as in 02)
+STEPS = 300                  # fine-tuning steps (JoJoGAN's notebook: 300; its Replicate model: 200)
+ALPHA = 1.0                  # style strength in [0, 1]: how far the fine layers move toward random ones
+PRESERVE_COLOR = False       # True: samples keep their own colours (only structure and texture are learnt)
+ALIGN = 'auto'               # 'auto': FFHQ alignment where a face is found, else the centre crop;
+                             # 'face', 'centre', or 'off' (images as they are, at the base's size)
+PROJECT_STEPS = 100          # W+ projection steps per style image (a rough latent is enough)
+PHOTO = 'upload'             # the photo to stylize: 'upload', a path, a URL or a Google Drive share link
+PHOTO_STEPS = 300            # its projection steps (NVlabs: 1000)
+LOSS = 'vgg'                 # its projection distance: 'vgg' (downloads VGG16 once), 'discriminator', 'pixel'
+SEEDS = '0-3'                # the explorer's rows
+OUTDIR = 'oneshot'
+MOUNT_DRIVE = False          # mount Google Drive and keep OUTDIR there (MyDrive/OUTDIR): it outlives the session
+DEVICE = 'auto'              # 'auto' (the GPU when there is one, else the CPU), 'cuda' or 'cpu'
+SMOKE = False                # True: the bundled 32x32 demo pair and a sample photo, offline (tests use it)'''),
+('code', '''\
+if SMOKE:   # offline and small: the demo base learns one face the demo's fine-tuned model draws; a sample photo
+    from stylegan2_lib import samples
+    from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
+    toon, STYLE = sg.load(DEMO_TOON).G_ema, 'smoke/style/demo-toon-5.png'
+    sg.save_image(STYLE, sg.to_uint8(sg.generate_images(toon, [5], truncation_psi=0.7, progress=False))[0])
+    PHOTO = str(samples.sample_photos('smoke/photos') / 'grace_hopper.jpg')
+    BASE, STEPS, PROJECT_STEPS, PHOTO_STEPS, LOSS, OUTDIR = str(DEMO_BASE), 30, 20, 20, 'pixel', 'smoke/oneshot'
+drive = nb.mount_drive() if MOUNT_DRIVE else None
+OUTDIR = str(drive / OUTDIR) if drive is not None else OUTDIR
+if STYLE == 'upload':
+    nb.upload_files('style')
+    STYLE = 'style'
+style_files = nb.image_files(nb.input_path(STYLE, unzip=True), most=5)   # a URL / Drive link downloaded, a zip unpacked
+print(f'{len(style_files)} style image(s): {", ".join(p.name for p in style_files)}')
+device = sg.default_device(DEVICE)       # the networks load straight onto it
+print(f'one-shot training runs on {sg.describe_device(device)}')
+base = sg.load(nb.source_network(BASE), device=device)'''),
+('md', '''## Train
+The preview (the references' latents, then three fixed samples) and the loss curve update every 25 steps.
+The bundled demo base holds no discriminator: the SMOKE run warns and trains against a seeded random one.'''),
+('code', '''\
+from stylegan2_lib.align import read_photo
+from stylegan2_lib.oneshot import train_oneshot
+r = train_oneshot(base.G_ema, base.D, [read_photo(p) for p in style_files], steps=STEPS, alpha=ALPHA,
+                  preserve_color=PRESERVE_COLOR, align=ALIGN, project_steps=PROJECT_STEPS,
+                  callback=nb.OneShotMonitor(STEPS), device=device)
+print(f'references {", ".join(x["prepared"] for x in r.meta["oneshot"]["references"])}; projection '
+      f'{r.seconds["projection"]:.1f} s, fine-tuning {r.seconds["training"]:.1f} s; loss {r.loss[0]:.4g} -> {r.loss[-1]:.4g}')'''),
+('md', '''## Save it, and see it beside the base
+The file records the recipe and the references (sha256 of their pixels). The figure: each reference and its
+inversion in the base, then for a few seeds the base | its blends with the one-shot network at every swap
+resolution | the one-shot network.'''),
+('code', '''\
+from stylegan2_lib.oneshot import oneshot_preview
+path = Path(OUTDIR) / f'oneshot-{style_files[0].stem}.safetensors'
+sg.save(path, G_ema=r.G, meta=r.meta)
+preview = oneshot_preview(base.G_ema, r)
+sg.save_image(path.with_suffix('.png'), preview)
+nb.show(preview)
+print(f'saved {path} ({path.stat().st_size / 2**20:.1f} MiB); next to it the preview, {path.with_suffix(".png").name}')'''),
+('md', '''## The blend explorer on the result
+The one-shot network is a snapshot like any: the base gives the layers up to the swap resolution (pose, face
+shape), the one-shot network those above it (colour, texture): swap higher to keep more of the base's faces, lower
+for more of the style. 'Export blend' writes and downloads the blend shown.'''),
+('code', '''\
+from stylegan2_lib.explorer import BlendExplorer
+explorer = BlendExplorer(nb.source_network(BASE), [str(path)], seeds=SEEDS, outdir=OUTDIR)
+explorer'''),
+('md', '''## Stylize a photo
+As notebook 04, with the one-shot network as the styled one: the photo aligned, projected into the base, and
+rendered with the blend at every swap resolution; under the strip, how much of the person each render keeps.'''),
+('code', '''\
+PHOTO = str(nb.upload_files('photos')[0] if PHOTO == 'upload' else nb.input_path(PHOTO))
+result = sg.stylize(read_photo(PHOTO), base.G_ema, styled=r.G, steps=PHOTO_STEPS, loss=LOSS, D=base.D, device=device)
+sg.save_image(Path(OUTDIR) / 'strip.png', result.strip)
+nb.show(result.strip)
+print(result.identity_text())'''),
+('md', '''## Export and download
+The explorer's current blend (as its button does, in the format its menu shows: NVlabs `.pkl` by default), then
+the one-shot network itself (safetensors, with its recipe).'''),
+('code', '''\
+blend_path = explorer.export()
+print(f'{blend_path}: {blend_path.stat().st_size / 2**20:.1f} MiB')
+from IPython.display import HTML
+HTML(nb.offer_download(path))'''),
 ],
 }
 
