@@ -19,11 +19,12 @@ import torch
 from . import images
 from .align import AlignmentUnavailable
 from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
-from .blend import blend, blend_preview, check_same_architecture, swap_weights
+from .blend import blend, blend_preview, swap_weights
 from .checkpoints import FORMATS, CheckpointError, ExportError, load
 from .checkpoints.onnx import GRAPHS as ONNX_GRAPHS
-from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_writable, export_quietly,
-                         export_with_preview, load_generator, load_with_generator, output_format)
+from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_width, check_writable,
+                         export_quietly, export_with_preview, load_generator, load_generator_pair, load_with_generator,
+                         output_format)
 from .cli_photo import add_parsers as add_photo_parsers, read_photo
 from .cli_video import add_parsers as add_video_parsers, demo_video
 from .data import prepare_dataset
@@ -84,17 +85,11 @@ def cmd_blend(args):
     # Everything that can be checked without the networks, first.
     fmt = output_format(args.out, args.format)
     check_writable(args.out, '--out')
-    if args.width is not None and args.width < 0:
-        raise CLIError(f'--width {args.width:g}: give 0 (hard swap) or more')
+    check_width(args.width)
     check_preview(args.preview, args.out)
 
     # Then the networks: both load, one architecture, a block resolution.
-    low = load_generator(args.low, '--low', args.device)
-    high = load_generator(args.high, '--high', args.device)
-    try:
-        check_same_architecture(low, high)
-    except ValueError as e:
-        raise CLIError(f'{args.low} (--low) and {args.high} (--high): {e}') from None
+    low, high = load_generator_pair(args.low, '--low', args.high, '--high', args.device)
     try:
         swap_weights(low, args.resolution, args.width)
     except ValueError as e:

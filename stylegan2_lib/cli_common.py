@@ -8,6 +8,7 @@ import sys
 import warnings
 
 from . import files, images
+from .blend import check_same_architecture
 from .checkpoints import EXTENSIONS, FORMATS, ExportError, export, load
 from .devices import DeviceUnavailable, default_device
 
@@ -60,6 +61,21 @@ def load_with_generator(path, what, device='cpu'):
 def load_generator(path, what, device='cpu'):
     """The generator of the checkpoint at `path` (G_ema, or G where there is no G_ema)."""
     return load_with_generator(path, what, device).generator
+
+def load_generator_pair(path_a, what_a, path_b, what_b, device='cpu'):
+    """The generators of two checkpoints that must share one architecture (to be blended); CLIError naming
+    both files and the first difference otherwise."""
+    a, b = load_generator(path_a, what_a, device), load_generator(path_b, what_b, device)
+    try:
+        check_same_architecture(a, b)
+    except ValueError as e:
+        raise CLIError(f'{path_a} ({what_a}) and {path_b} ({what_b}): {e}') from None
+    return a, b
+
+def check_width(width):
+    """--width of a smooth blend: 0 (a hard swap) or more."""
+    if width is not None and width < 0:
+        raise CLIError(f'--width {width:g}: give 0 (hard swap) or more')
 
 #----------------------------------------------------------------------------
 # Outputs: checks made before anything is loaded or written, and all-or-nothing exports.

@@ -10,8 +10,8 @@ import warnings
 
 from . import video
 from .assets import DEMO_BASE, DEMO_SWAP, DEMO_TOON
-from .blend import blend, check_same_architecture, swap_weights
-from .cli_common import CLIError, add_device_option, add_seeds_option, check_writable, load_generator
+from .blend import blend, swap_weights
+from .cli_common import CLIError, add_device_option, add_seeds_option, check_width, check_writable, load_generator_pair
 
 #----------------------------------------------------------------------------
 
@@ -38,23 +38,14 @@ def _check_common(args):
         raise CLIError(f'--fps {args.fps:g}: give a positive frame rate')
 
 def _pair(args):
-    base = load_generator(args.base, '--base', args.device)
-    tuned = load_generator(args.tuned, '--tuned', args.device)
-    try:
-        check_same_architecture(base, tuned)
-    except ValueError as e:
-        raise CLIError(f'{args.base} (--base) and {args.tuned} (--tuned): {e}') from None
+    base, tuned = load_generator_pair(args.base, '--base', args.tuned, '--tuned', args.device)
     if base.c_dim:
         raise CLIError(f'{args.base}: videos render unconditional generators (this one has c_dim {base.c_dim})')
     return base, tuned
 
-def _check_width(width):
-    if width is not None and width < 0:
-        raise CLIError(f'--width {width:g}: give 0 (hard swap) or more')
-
 def cmd_swap(args):
     _check_common(args)
-    _check_width(args.width)
+    check_width(args.width)
     if args.frames < 2:
         raise CLIError(f'--frames {args.frames}: a swap video needs 2 or more')
     base, tuned = _pair(args)
@@ -78,7 +69,7 @@ def cmd_snapshots(args):
 
 def cmd_interp(args):
     _check_common(args)
-    _check_width(args.width)
+    check_width(args.width)
     if args.steps < 1:
         raise CLIError(f'--steps {args.steps}: give 1 or more')
     if len(args.seeds) < 2:
