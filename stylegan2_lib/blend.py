@@ -19,6 +19,9 @@ synthesis layer from high" (c = -0.5). The mapping network and w_avg come whole 
 Low layers carry pose and face shape, high layers colour and texture: with `low` = the FFHQ model and
 `high` = its anime fine-tune, a swap at 16..32 gives a real face's structure with anime rendering; the other
 way round (Toonify) gives cartoon structure with photo texture.
+
+Blend modes (docs/blending.md): mode='pinkney' rebuilds Toonify's blend_models.py, mode='vtoonify' VToonify-T's
+preset blends, and feature_swap_images renders Cartoon-StyleGAN's feature-map swap (no network).
 """
 
 import copy
@@ -143,22 +146,50 @@ def blended_state(low: Generator, high: Generator, y, mapping='low'):
         out[name] = a if w == 0.0 else b if w == 1.0 else torch.lerp(a, b.to(a.dtype), w)   # (1 - y) * low + y * high
     return out
 
+MODES = ('default', 'pinkney', 'vtoonify')
+
 @torch.no_grad()
-def blend(low: Generator, high: Generator, resolution=None, width=None, mapping='low', weights=None):
+def blend(low: Generator, high: Generator, resolution=None, width=None, mapping=None, weights=None, mode='default',
+          level=0, preset=None):
     """Blend two generators of one architecture; returns a new Generator, the inputs are not changed.
 
     resolution: swap point, a block resolution (4..img_resolution) or 0 (all synthesis layers from high).
     width:      None or 0 = hard swap; > 0 = smooth blend, y = sigmoid((p - c) / width) (module docstring).
-    mapping:    'low' or 'high': the model whose mapping network and w_avg are used.
+    mapping:    'low' or 'high': the model whose mapping network and w_avg are used (default 'low'; the
+                'pinkney' mode always takes low's, 'vtoonify' high's).
     weights:    custom schedule instead of resolution/width: {layer name ('b32.conv0') or resolution: y}.
+    mode:       'default'; 'pinkney' = Toonify's blend_models.py (resolution, level 0/1, width; blend_pinkney);
+                'vtoonify' = VToonify-T's blend with low = the fine-tune, high = the FFHQ base and
+                preset = a VTOONIFY_PRESETS name or num_ws numbers (blend_vtoonify).
     Non-architecture settings (num_fp16_res, conv_clamp) come from `low`.
     """
+    if mode not in MODES:
+        raise ValueError(f'unknown blend mode {mode!r}; choose one of {list(MODES)}')
+    if mode != 'default':
+        return _blend_mode(low, high, resolution, width, mapping, weights, mode, level, preset)
+    if level != 0 or preset is not None:
+        raise ValueError("level and preset belong to mode='pinkney' and mode='vtoonify'")
+    mapping = 'low' if mapping is None else mapping
     check_same_architecture(low, high)
     state = blended_state(low, high, _weights(low, resolution, width, weights), mapping)
     out = copy.deepcopy(low)
     for name, t in out.state_dict().items():
         t.copy_(state[name])
     return out.eval().requires_grad_(False)
+
+def _blend_mode(low, high, resolution, width, mapping, weights, mode, level, preset):
+    own = 'low' if mode == 'pinkney' else 'high'
+    if mapping not in (None, own):
+        raise ValueError(f"mode={mode!r} takes the mapping network from {own}; mapping={mapping!r} is not possible")
+    if weights is not None:
+        raise ValueError(f'custom weights belong to the default mode, not mode={mode!r}')
+    if mode == 'pinkney':
+        if resolution is None or preset is not None:
+            raise ValueError("mode='pinkney' needs a resolution (and optionally level, width), not a preset")
+        return blend_pinkney(low, high, resolution, level, width)
+    if resolution is not None or width is not None or level != 0:
+        raise ValueError("mode='vtoonify' takes a preset (a name or num_ws numbers), not resolution, width or level")
+    return blend_vtoonify(low, high, 'cartoon' if preset is None else preset)
 
 #----------------------------------------------------------------------------
 # Preview: one row per seed, columns low | blend at every swap resolution | high, labelled.
@@ -176,4 +207,190 @@ def blend_preview(low, high, seeds, truncation_psi=0.7, width=None, mapping='low
     tiles = np.stack(rows, axis=1).reshape(-1, *rows[0].shape[1:])                     # row-major: seed, column
     tiles = images.enlarge(tiles, min_tile)
     grid = images.make_grid(tiles, cols=len(columns))
+    return images.add_column_labels(grid, labels, tile_width=tiles.shape[2])
+
+#----------------------------------------------------------------------------
+# Blend modes that reproduce other projects' blends (docs/blending.md, "Blend modes"). Each gives every layer
+# a pair of coefficients (a, b) and computes theta = high * b + low * a in the operand order of the original
+# code, so the result equals theirs tensor for tensor (torch.lerp rounds differently).
+
+def _layer_parts(name):
+    res, part = name[1:].split('.')
+    return int(res), part
+
+#----------------------------------------------------------------------------
+# Toonify (Pinkney, justinpinkney/stylegan2 blend_models.py). Its variables G_synthesis/{r}x{r}/{Const,
+# Conv0_up} sit at position x = 2 * log2(r / 4) and {Conv1, ToRGB} at 2 * log2(r / 4) + 1, and are measured
+# from the position of (resolution, level): x = position - mid. Hard cut: y = 1 if x > 1 else 0; smooth:
+# y = sigmoid(x / width). Its 4x4 'Conv' matches neither list and stays the first model's (y = 0), as do every
+# untrained variable (the noise buffers, dlatent_avg) and the mapping network: model_1.clone().
+
+def pinkney_weights(G, resolution, level=0, width=None):
+    """{layer name: y} of blend_models.py for a swap at (resolution, level); y = fraction of the second model."""
+    if resolution not in G.synthesis.block_resolutions:
+        raise ValueError(f'resolution {resolution!r} is not a block resolution of this generator; '
+                         f'choose one of {list(G.synthesis.block_resolutions)}')
+    if level not in (0, 1):
+        raise ValueError(f'level must be 0 (Conv0_up / Const) or 1 (Conv1 / ToRGB), got {level!r}')
+    mid = 2 * math.log2(resolution / 4) + level
+    weights = {}
+    for name in layer_names(G):
+        res, part = _layer_parts(name)
+        x = layer_position(res, part) - mid
+        if name == 'b4.conv1':                             # TF '4x4/Conv': never matched, never blended
+            weights[name] = 0.0
+        elif width:
+            e = -x / width                                 # their formula, as written (exp overflows to y = 0)
+            weights[name] = 1 / (1 + math.exp(e)) if e < 700 else 0.0
+        else:
+            weights[name] = 1.0 if x > 1 else 0.0
+    return weights
+
+#----------------------------------------------------------------------------
+# VToonify-T (Yang et al. 2022, williamyang1991/VToonify util.blend_models(G_low=fine-tune, G_high=FFHQ base,
+# weight)): 18 numbers, weight[i] = the fine-tune's share of the layers that read w_i (rosinality's conv1 -> 0,
+# to_rgb1 -> 1, convs.i -> i + 1, to_rgbs.i -> 2 * i + 3, which is the NVlabs ws index of every layer), as
+# theta = base * (1 - weight) + finetune * weight. Everything else (the constant input, the noise buffers and
+# the mapping network) is the base's. Presets: the --weight values of train_vtoonify_t.py for each style.
+
+VTOONIFY_PRESETS = {
+    'cartoon':    [1] * 9 + [0] * 9,                       # their default
+    'caricature': [1] * 9 + [0] * 9,
+    'pixar':      [1] * 9 + [0.5] * 9,
+    'comic':      [0.5] * 7 + [1] * 11,
+    'arcane':     [0.5] * 7 + [1] * 11,
+}
+
+def ws_index(name):
+    """The ws index a synthesis layer reads ('b8.conv0' -> 1): VToonify's layer index."""
+    res, part = _layer_parts(name)
+    p = int(layer_position(res, part))
+    return p if part == 'torgb' else p - 1
+
+def vtoonify_shares(G, preset):
+    """{layer name: the fine-tune's share} for a preset name or a list of num_ws numbers (an 18-number preset is
+    cut to num_ws for a smaller network: index i is the layers reading w_i at any size)."""
+    if isinstance(preset, str):
+        if preset not in VTOONIFY_PRESETS:
+            raise ValueError(f'unknown VToonify preset {preset!r}; choose one of {sorted(VTOONIFY_PRESETS)}')
+        shares = VTOONIFY_PRESETS[preset][:G.num_ws]
+    else:
+        shares = [float(s) for s in preset]
+    if len(shares) != G.num_ws:
+        raise ValueError(f'VToonify weights need {G.num_ws} numbers (one per w) for this generator, got {len(shares)}')
+    if not all(0 <= s <= 1 for s in shares):
+        raise ValueError(f'VToonify weights must lie in [0, 1], got {shares}')
+    return {name: float(shares[ws_index(name)]) for name in layer_names(G) if name != 'b4.const'}
+
+def vtoonify_weights(G, preset):
+    """{layer name: y}, y = the base's share (blend(finetune, base, mode='vtoonify'): low = fine-tune, high = base)."""
+    return {'b4.const': 1.0, **{n: 1 - s for n, s in vtoonify_shares(G, preset).items()}}
+
+#----------------------------------------------------------------------------
+
+@torch.no_grad()
+def _mixed_state(low, high, coeffs, mapping, noise_from):
+    """{name: high * b + low * a} with (a, b) = coeffs[layer]; mapping/w_avg from `mapping`, noise buffers and
+    FIR filters from `noise_from` / low."""
+    low_state, high_state = low.state_dict(keep_vars=True), high.state_dict(keep_vars=True)
+    pick = lambda which, name, t: (high_state if which == 'high' else low_state)[name].detach().to(t.device)
+    out = {}
+    for name, t in low_state.items():
+        layer = layer_of(name)
+        if layer is None:
+            out[name] = pick(mapping, name, t)
+        elif layer[1] == 'resample_filter':
+            out[name] = pick('low', name, t)
+        elif name.endswith('.noise_const'):
+            out[name] = pick(noise_from, name, t)
+        else:
+            a, b = coeffs[f'b{layer[0]}.{layer[1]}']
+            lo, hi = t.detach(), high_state[name].detach().to(t.device)
+            out[name] = lo if (a, b) == (1, 0) else hi if (a, b) == (0, 1) else hi * b + lo * a
+    return out
+
+def _from_state(low, state):
+    out = copy.deepcopy(low)
+    for name, t in out.state_dict().items():
+        t.copy_(state[name])
+    return out.eval().requires_grad_(False)
+
+@torch.no_grad()
+def blend_pinkney(model_1, model_2, resolution, level=0, width=None):
+    """Toonify's blend_models.py: low layers from model_1, high from model_2, mapping, w_avg, noise buffers and
+    the 4x4 conv from model_1, theta = model_2 * y + model_1 * (1 - y) with y = pinkney_weights(...)."""
+    check_same_architecture(model_1, model_2)
+    y = pinkney_weights(model_1, resolution, level, width)
+    return _from_state(model_1, _mixed_state(model_1, model_2, {n: (1 - v, v) for n, v in y.items()}, 'low', 'low'))
+
+@torch.no_grad()
+def blend_vtoonify(finetune, base, preset='cartoon'):
+    """VToonify-T's blend_models: theta = base * (1 - s) + finetune * s per layer (s = vtoonify_shares), the
+    constant input, noise buffers, mapping network and w_avg from the base (FFHQ)."""
+    check_same_architecture(finetune, base)
+    s = vtoonify_shares(finetune, preset)
+    coeffs = {'b4.const': (0.0, 1.0), **{n: (v, 1 - v) for n, v in s.items()}}
+    return _from_state(finetune, _mixed_state(finetune, base, coeffs, 'high', 'high'))
+
+#----------------------------------------------------------------------------
+# Feature-map swap (Cartoon-StyleGAN, Jang et al. 2021; happy-jihye/Cartoon-StyleGAN model.py, swap=True): both
+# generators run on one w; `high` renders the image, but right after the convolutions of block k its feature
+# map is replaced by `low`'s at the same point, and high continues from there (block k's ToRGB and every later
+# block, adding to the RGB image high has accumulated so far). Their swap_layer_num n is k = 4 * 2^n. This is a
+# way of rendering two networks, not a network: no tensor blend gives it, so it cannot be exported.
+
+def _block_ws(G, ws):
+    """{res: the ws slice block res reads}."""
+    out, w_idx = {}, 0
+    for res in G.synthesis.block_resolutions:
+        block = getattr(G.synthesis, f'b{res}')
+        out[res] = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+        w_idx += block.num_conv
+    return out
+
+@torch.no_grad()
+def feature_swap_images(low, high, ws, k, noise_mode='const', force_fp32=False):
+    """Image [N, C, H, W] in [-1, 1] rendered by high with low's feature map after block k's convolutions;
+    k = 0: no swap, high's synthesis."""
+    check_same_architecture(low, high)
+    valid = [0] + list(low.synthesis.block_resolutions)
+    if k not in valid:
+        raise ValueError(f'feature swap block {k!r} is not a block resolution; choose one of {valid}')
+    if ws.ndim != 3 or ws.shape[1:] != (low.num_ws, low.w_dim):
+        raise ValueError(f'ws must be [N, {low.num_ws}, {low.w_dim}], got {list(ws.shape)}')
+    block_ws = _block_ws(low, ws.to(torch.float32))
+    kw = dict(force_fp32=force_fp32, noise_mode=noise_mode)
+    x = None
+    for res in (r for r in low.synthesis.block_resolutions if r <= k):          # low's features up to block k
+        x, _ = getattr(low.synthesis, f'b{res}')(x, None, block_ws[res], **kw)
+    features = x
+    x = img = None
+    for res in high.synthesis.block_resolutions:
+        block = getattr(high.synthesis, f'b{res}')
+        if res != k:
+            x, img = block(x, img, block_ws[res], **kw)
+            continue
+        swap = lambda module, args: (features.to(args[0].dtype),) + args[1:]    # ToRGB sees low's features
+        handle = block.torgb.register_forward_pre_hook(swap)
+        try:
+            _, img = block(x, img, block_ws[res], **kw)
+        finally:
+            handle.remove()
+        x = features
+    return img
+
+@torch.no_grad()
+def feature_swap_preview(low, high, seeds, truncation_psi=0.7, mapping='low', noise_mode='const', min_tile=96):
+    """Like blend_preview: columns low | high rendering low's features after block 4, 8, ..., top | high."""
+    check_same_architecture(low, high)
+    z = images.seed_latents(seeds, low.z_dim).to(next(low.parameters()).device)
+    ws = (low if mapping == 'low' else high).mapping(z, None, truncation_psi=truncation_psi)
+    ks = list(low.synthesis.block_resolutions)
+    renders = [low.synthesis(ws, noise_mode=noise_mode)]
+    renders += [feature_swap_images(low, high, ws, k, noise_mode=noise_mode) for k in ks]
+    renders += [high.synthesis(ws, noise_mode=noise_mode)]
+    rows = [images.to_uint8(r) for r in renders]
+    tiles = images.enlarge(np.stack(rows, axis=1).reshape(-1, *rows[0].shape[1:]), min_tile)
+    grid = images.make_grid(tiles, cols=len(rows))
+    labels = ['low'] + [f'features {r}' for r in ks] + ['high']
     return images.add_column_labels(grid, labels, tile_width=tiles.shape[2])

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from . import images
-from .blend import blend, blended_state, check_same_architecture, swap_weights
+from .blend import blend, blended_state, check_same_architecture, feature_swap_images, swap_weights
 from .checkpoints import export, load
 from .devices import default_device
 from .generator import Generator
@@ -44,6 +44,7 @@ class ViewState:
     truncation_psi: float = 0.7
     seeds:          tuple = (0, 1, 2)
     base_is_low:    bool = True         # base gives the low layers (pose, shape); False: the fine-tune does
+    feature_swap:   bool = False        # render a feature-map swap after block `resolution` (not exportable)
 
 def swap_choices(img_resolution):
     """[(label, resolution)] from 'all high' (0) through the block resolutions to 'all low' (the image size)."""
@@ -135,11 +136,15 @@ class BlendViews:
 
     def blended(self, v: ViewState):
         """The blend of v as a Generator (for export); the mapping network and w_avg are the base model's."""
+        if v.feature_swap:
+            raise ValueError('a feature-map swap is a way of rendering two networks, not a network: nothing to export')
         low, high = self._pair(v)
         return blend(low, high, v.resolution, width=v.width or None, mapping=self._mapping(v))
 
     def _blend_key(self, v):
         """What a blend depends on: its cache key, and (as a model key) its tiles'."""
+        if v.feature_swap:
+            return ('features', self._index(v.snapshot), v.resolution, v.base_is_low)
         return ('blend', self._index(v.snapshot), v.resolution, v.width, v.base_is_low)
 
     def _blend_synthesis(self, v):
@@ -147,6 +152,9 @@ class BlendViews:
         on the blended tensors (torch.func.functional_call); for a hard swap those are the two models' own
         tensors, so a cached blend costs no memory."""
         key = self._blend_key(v)
+        if v.feature_swap:                    # high renders with low's feature map after block `resolution`
+            low, high = self._pair(v)
+            return lambda ws, **kw: feature_swap_images(low, high, ws, v.resolution, **kw)
         def make():
             low, high = self._pair(v)
             state = blended_state(low, high, swap_weights(low, v.resolution, v.width or None), self._mapping(v))
@@ -191,6 +199,8 @@ class BlendViews:
         low, high = (base, tuned) if v.base_is_low else (tuned, base)
         name = dict((r, label) for label, r in self.choices)[v.resolution]
         swap = name if v.resolution in (0, self.base.img_resolution) else f'swap at {name}'
+        if v.feature_swap:
+            swap = name if v.resolution == 0 else f'features after {v.resolution}'
         return {'low': f'low: {low}', 'blend': swap + (f', width {v.width:g}' if v.width else ''), 'high': f'high: {high}'}
 
     def compare(self, v: ViewState, min_tile=64):

@@ -19,7 +19,7 @@ import torch
 from . import images
 from .align import AlignmentUnavailable
 from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
-from .blend import blend, blend_preview, swap_weights
+from .blend import blend, blend_preview, feature_swap_preview, swap_weights
 from .checkpoints import FORMATS, CheckpointError, ExportError, load
 from .checkpoints.onnx import GRAPHS as ONNX_GRAPHS
 from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_width, check_writable,
@@ -87,6 +87,8 @@ def cmd_blend(args):
     check_writable(args.out, '--out')
     check_width(args.width)
     check_preview(args.preview, args.out)
+    if args.feature_swap and args.preview is None:
+        raise CLIError('--feature-swap changes the preview; give --preview PNG too')
 
     # Then the networks: both load, one architecture, a block resolution.
     low, high = load_generator_pair(args.low, '--low', args.high, '--high', args.device)
@@ -102,16 +104,20 @@ def cmd_blend(args):
                       'width': args.width, 'mapping': args.mapping}}
     # The export checks that the format can hold the network before it writes; the preview comes after,
     # so a failed export leaves no preview behind, and a failed preview no export.
-    export_with_preview(args.out, G, fmt, meta, args.preview,
-                        lambda: blend_preview(low, high, args.seeds, truncation_psi=args.trunc, width=args.width,
-                                              mapping=args.mapping))
+    if args.feature_swap:           # feature-map swaps are renders of the two networks, not a network to write
+        render = lambda: feature_swap_preview(low, high, args.seeds, truncation_psi=args.trunc, mapping=args.mapping)
+    else:
+        render = lambda: blend_preview(low, high, args.seeds, truncation_psi=args.trunc, width=args.width, mapping=args.mapping)
+    export_with_preview(args.out, G, fmt, meta, args.preview, render)
     how = 'hard swap' if not args.width else f'smooth, width {args.width:g}'
     print(f'wrote {args.out} ({fmt}): blocks <= {args.resolution} from {args.low}, above from {args.high} ({how}), '
           f'mapping from {args.mapping}')
     if args.preview is not None:
         swaps = low.synthesis.block_resolutions[:-1]
+        what = 'feature swap after block' if args.feature_swap else 'swap at'
+        swaps = low.synthesis.block_resolutions if args.feature_swap else swaps
         print(f'wrote {args.preview}: {len(args.seeds)} seeds x {len(swaps) + 2} columns '
-              f'(low | swap at {", ".join(map(str, swaps))} | high)')
+              f'(low | {what} {", ".join(map(str, swaps))} | high)')
     return 0
 
 def cmd_demo(args):
@@ -450,6 +456,9 @@ def build_parser():
     p.add_argument('--out', required=True, metavar='PATH', help='the blended generator, as G_ema (.pkl, .pt, .safetensors)')
     p.add_argument('--format', choices=FORMATS, default=None, help='default: from the extension of --out')
     p.add_argument('--preview', default=None, metavar='PNG', help='also write a preview grid here')
+    p.add_argument('--feature-swap', action='store_true',
+                   help='preview columns are feature-map swaps (Cartoon-StyleGAN: --high renders, with the feature map '
+                        'after block r taken from --low, one w) instead of weight swaps; --out is still the weight blend')
     add_seeds_option(p, '0-5', 'preview rows')
     p.add_argument('--trunc', type=float, default=0.7, metavar='PSI', help='preview truncation psi (default: 0.7; 1 = none)')
     add_device_option(p)
