@@ -13,7 +13,7 @@ For cartoon/anime faces that face detectors miss, `centre_crop` is the documente
 
 import dataclasses
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image
@@ -104,22 +104,34 @@ def _pad_reflect_blurred(img, quad, qsize, border):
 
 def align_with_quad(image, quad, output_size=256, transform_size=None):
     """Cut `quad` out of `image` as the FFHQ recipe does; returns a PIL RGB image of output_size."""
-    img = image.convert('RGB') if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
+    return _align_with_quad(image, quad, output_size, transform_size)[0]
+
+def _align_with_quad(image, quad, output_size=256, transform_size=None):
+    """align_with_quad, and the crop's corners in the photo (continuous coordinates, pixel centres at i + 0.5)."""
+    img = as_rgb(image)
+    photo_size = img.size
     transform_size = transform_size or min(4 * output_size, 4096)
     corners, qsize = quad.corners.copy(), quad.size
     shrink = int(np.floor(qsize / output_size * 0.5))                 # shrink big photos first (speed)
     if shrink > 1:
         img = img.resize((int(np.rint(img.size[0] / shrink)), int(np.rint(img.size[1] / shrink))), Image.LANCZOS)
         corners, qsize = corners / shrink, qsize / shrink
+    scale = np.array(photo_size, np.float64) / img.size               # shrunk -> photo (1 without shrinking)
     border = max(int(np.rint(qsize * 0.1)), 3)
     lo, hi = np.floor(corners.min(axis=0)).astype(int), np.ceil(corners.max(axis=0)).astype(int)
     crop = (max(lo[0] - border, 0), max(lo[1] - border, 0), min(hi[0] + border, img.size[0]), min(hi[1] + border, img.size[1]))
+    offset = np.zeros(2)                                              # padded/cropped -> shrunk image
     if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
         img = img.crop(crop)
         corners = corners - crop[:2]
+        offset += crop[:2]
+    padded_from = corners
     img, corners = _pad_reflect_blurred(img, corners, qsize, border)
+    offset -= corners[0] - padded_from[0]
+    # PIL's QUAD maps the output's continuous corners to these input points (both with pixel centres at i + 0.5).
     img = img.transform((transform_size, transform_size), Image.QUAD, (corners + 0.5).flatten(), Image.BILINEAR)
-    return img.resize((output_size, output_size), Image.LANCZOS) if output_size < transform_size else img
+    img = img.resize((output_size, output_size), Image.LANCZOS) if output_size < transform_size else img
+    return img, (corners + 0.5 + offset) * scale
 
 def align_face(image, size=256, all_faces=False):
     """FFHQ-aligned crop(s) of the face(s) in a photo: one PIL image, or a list with all_faces=True.
@@ -130,9 +142,148 @@ def align_face(image, size=256, all_faces=False):
     crops = [align_with_quad(image, ffhq_quad(lm), size) for lm in landmarks]
     return crops if all_faces else crops[0]
 
+def as_rgb(image):
+    """A PIL image or a uint8 [H, W, 3] array as a PIL RGB image."""
+    return image.convert('RGB') if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
+
+#----------------------------------------------------------------------------
+# Where each aligned face came from, and the way back: the stylised crop warped into the photo.
+
+@dataclasses.dataclass
+class FaceTransform:
+    """The map from an aligned crop back to its photo: the crop's square is the parallelogram `quad` there
+    (the FFHQ quad after the recipe's shrink, crop and pad are undone), so the map is affine."""
+    quad:       np.ndarray                  # [4, 2]: the crop's top-left, bottom-left, bottom-right, top-right corners in
+                                            # the photo, continuous coordinates (pixel centres at i + 0.5, as PIL's)
+    photo_size: tuple                       # (width, height) of the photo
+    landmarks:  Optional[np.ndarray] = None # [68, 2] dlib landmarks in the photo; None for a centre crop
+
+    def _basis(self):
+        tl, bl, _, tr = self.quad
+        return tl, np.stack([tr - tl, bl - tl], axis=1)               # crop x and y axes (of length 1) in the photo
+
+    def to_crop(self, points, crop_size):
+        """Photo points -> continuous coordinates in a crop of crop_size."""
+        tl, basis = self._basis()
+        return np.linalg.solve(basis, (np.asarray(points, np.float64) - tl).T).T * crop_size
+
+    def to_photo(self, points, crop_size):
+        """Continuous coordinates in a crop of crop_size -> photo points."""
+        tl, basis = self._basis()
+        return tl + (np.asarray(points, np.float64) / crop_size) @ basis.T
+
+    def box(self):
+        """(left, top, right, bottom): the photo pixels the crop covers, clipped to the photo."""
+        lo, hi = np.floor(self.quad.min(axis=0)).astype(int), np.ceil(self.quad.max(axis=0)).astype(int)
+        return (max(lo[0], 0), max(lo[1], 0), min(hi[0], self.photo_size[0]), min(hi[1], self.photo_size[1]))
+
+    def warp_to_photo(self, crop, resample=Image.BILINEAR):
+        """A crop-space PIL image (any size, any mode PIL can transform) warped onto the photo's box():
+        what lands at each of its pixels; zero outside the quad."""
+        left, top, right, bottom = self.box()
+        tl, basis = self._basis()
+        m = np.linalg.inv(basis) * np.array(crop.size, np.float64)[:, None]   # photo -> crop, per crop axis
+        c = -m @ (tl - [left, top])
+        return crop.transform((right - left, bottom - top), Image.AFFINE, (*m[0], c[0], *m[1], c[1]), resample)
+
+class AlignedFace(NamedTuple):
+    image:     Image.Image                  # the FFHQ-aligned crop
+    transform: FaceTransform                # where it came from
+
+def align_face_with_transform(image, size=256, all_faces=False):
+    """align_face, each crop with its FaceTransform: an AlignedFace, or a list of them (largest face first)."""
+    img = as_rgb(image)
+    landmarks = face_landmarks(img)
+    if not landmarks:
+        raise NoFaceFound('no face found in the photo')
+    faces = []
+    for lm in landmarks:
+        crop, quad = _align_with_quad(img, ffhq_quad(lm), size)
+        faces.append(AlignedFace(crop, FaceTransform(quad, img.size, lm)))
+    return faces if all_faces else faces[0]
+
+def centre_crop_with_transform(image, size=256):
+    """centre_crop with its FaceTransform (no landmarks: masks are ellipses)."""
+    img = as_rgb(image)
+    s = min(img.size)
+    left, top = (img.size[0] - s) // 2, (img.size[1] - s) // 2
+    quad = np.array([[left, top], [left, top + s], [left + s, top + s], [left + s, top]], np.float64)
+    return AlignedFace(centre_crop(img, size), FaceTransform(quad, img.size))
+
+MASK_SIZE = 256                             # face masks are drawn at least this large in crop space
+
+def _turn(o, a, b):
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])   # > 0: o -> a -> b turns left
+
+def _convex_hull(points):
+    """Andrew's monotone chain: the hull's vertices, counter-clockwise."""
+    pts = sorted(map(tuple, np.asarray(points, np.float64)))
+    def half(seq):
+        out = []
+        for p in seq:
+            while len(out) >= 2 and _turn(out[-2], out[-1], p) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+    return np.array(half(pts) + half(pts[::-1]))
+
+def face_mask(transform, shape='hull', feather=0.04, crop_size=MASK_SIZE):
+    """[crop_size, crop_size] float32 mask in crop space, 1 on the face, 0 at and near the crop's border.
+    shape='hull': the convex hull of the jaw and the eyebrows lifted to the forehead (half the eye-to-mouth
+    distance); 'ellipse': the ellipse in that hull's bounding box (a central one without landmarks). The edge
+    is a Gaussian blur of sigma feather * crop_size; the blur's tail is faded out 3 sigma before the border."""
+    from PIL import ImageDraw, ImageFilter
+    if shape not in ('hull', 'ellipse'):
+        raise ValueError(f"mask shape must be 'hull' or 'ellipse', not {shape!r}")
+    sigma = feather * crop_size
+    if transform.landmarks is None:
+        shape, outline = 'ellipse', np.array([[0.18, 0.1], [0.82, 0.92]]) * crop_size
+    else:
+        lm = transform.to_crop(np.asarray(transform.landmarks) + 0.5, crop_size)
+        lift = 0.5 * ((lm[48] + lm[54]) / 2 - (lm[36:42].mean(0) + lm[42:48].mean(0)) / 2)
+        outline = np.concatenate([lm[0:17], lm[17:27] - lift])
+    mask = Image.new('L', (crop_size, crop_size), 0)
+    draw = ImageDraw.Draw(mask)
+    if shape == 'hull':
+        draw.polygon([tuple(p) for p in _convex_hull(outline)], fill=255)
+    else:
+        draw.ellipse([tuple(outline.min(0)), tuple(outline.max(0))], fill=255)
+    a = np.asarray(mask.filter(ImageFilter.GaussianBlur(sigma)) if sigma > 0 else mask, np.float32) / 255
+    edge = np.minimum(np.arange(crop_size), np.arange(crop_size)[::-1]) + 0.5          # distance to the border
+    fade = np.clip(edge / max(3 * sigma, 1) - 0.5, 0, 1).astype(np.float32)
+    return a * fade[:, None] * fade[None, :]
+
+def paste_face(photo, face, transform, mask=None, color_match=True):
+    """The photo with `face` (a crop in transform's square, any size, e.g. the stylised aligned face) warped
+    back into it through `mask` (face_mask(transform) when None: a crop-space [S, S] float array in [0, 1]).
+    color_match: the face's colours are shifted and scaled per channel so that their mean and spread in the
+    seam (where the warped mask is between 0.1 and 0.9) match the photo's there (the scale kept within 0.5-2
+    so a style's own palette survives). Pixels the mask does not reach are the photo's, unchanged.
+    Returns (photo: PIL RGB, mask: [H, W] float32 in the photo)."""
+    photo = as_rgb(photo)
+    face = as_rgb(face)
+    mask = face_mask(transform) if mask is None else np.asarray(mask, np.float32)
+    left, top, right, bottom = transform.box()
+    out = np.asarray(photo, np.float32).copy()
+    full = np.zeros(out.shape[:2], np.float32)
+    if right <= left or bottom <= top:
+        return photo, full                                            # the face lies outside the photo
+    alpha = Image.fromarray(np.uint8(np.rint(np.clip(mask, 0, 1) * 255)), 'L')   # 8 bits (PIL's 'F' warps leave junk)
+    m = np.asarray(transform.warp_to_photo(alpha), np.float32) / 255
+    warped = np.asarray(transform.warp_to_photo(face), np.float32)
+    region = out[top:bottom, left:right]
+    seam = (m > 0.1) & (m < 0.9)
+    if color_match and seam.sum() >= 16:
+        mu_f, sd_f = warped[seam].mean(0), warped[seam].std(0)
+        mu_p, sd_p = region[seam].mean(0), region[seam].std(0)
+        warped = (warped - mu_f) * np.clip(sd_p / np.maximum(sd_f, 1e-3), 0.5, 2.0) + mu_p
+    region += (warped - region) * m[..., None]
+    full[top:bottom, left:right] = m
+    return Image.fromarray(np.uint8(np.clip(np.rint(out), 0, 255)), 'RGB'), full
+
 def centre_crop(image, size=256):
     """The fallback for cartoon/anime faces that the detector misses: a centred square, resized."""
-    img = image.convert('RGB') if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
+    img = as_rgb(image)
     s = min(img.size)
     left, top = (img.size[0] - s) // 2, (img.size[1] - s) // 2
     return img.crop((left, top, left + s, top + s)).resize((size, size), Image.LANCZOS)

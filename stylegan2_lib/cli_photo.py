@@ -48,19 +48,26 @@ def cmd_stylize(args):
     try:
         r = stylize(photo, base_ck.generator, styled=styled, blended=blended, resolution=args.resolution, width=args.width,
                     align=not args.no_align, steps=args.steps, loss=args.loss, D=base_ck.D, w_plus=args.w_plus,
-                    device=args.device)
+                    device=args.device, all_faces=args.all_faces, paste_back=True, mask=args.mask, feather=args.feather,
+                    color_match=not args.no_color_match)
     except NoFaceFound:
         raise CLIError(f'{args.photo}: no face found (use --no-align to centre-crop instead); nothing written') from None
     except AlignmentUnavailable as e:
         raise CLIError(f'{e} (or use --no-align)') from None
     out = Path(args.outdir)
     first = next(iter(r.stylized.values()))
-    for name, img in [('aligned.png', r.aligned), ('projected.png', r.projected), ('stylized.png', first), ('strip.png', r.strip)]:
+    label = next(iter(r.stylized))
+    written = [('aligned.png', r.aligned), ('projected.png', r.projected), ('stylized.png', first), ('strip.png', r.strip),
+               ('full.png', r.full[label])]
+    written += [(f'strip_face{i}.png', face.strip) for i, face in enumerate(r.other_faces, 2)]
+    for name, img in written:
         images.save_image(out / name, np.asarray(img))
     save_projected_w(out / 'projected_w.npz', r.projection.ws)
-    print(f'wrote aligned.png, projected.png, stylized.png ({next(iter(r.stylized))}), strip.png '
-          f'({" | ".join(["photo", "projected", *r.stylized])}) and projected_w.npz to {out} '
-          f'(projection: {args.steps} steps, {r.projection.method} distance, on {r.device})')
+    faces = 1 + len(r.other_faces)
+    print(f'wrote aligned.png, projected.png, stylized.png ({label}), strip.png '
+          f'({" | ".join(["photo", "projected", *r.stylized])}), full.png (the photo, {faces} face(s) stylized with {label})'
+          + (f', strip_face2..{faces}.png' if faces > 1 else '') +
+          f' and projected_w.npz to {out} (projection: {args.steps} steps, {r.projection.method} distance, on {r.device})')
     print(r.identity_text())
     return 0
 
@@ -81,8 +88,11 @@ def add_parsers(sub):
                        description='Align the photo like FFHQ, project it into the base generator (W, or W+ with '
                                    '--w-plus), render the latent with the blend of BASE and STYLED at --resolution (every '
                                    'swap resolution when not given) or with --blended. Writes aligned.png, '
-                                   'projected.png, stylized.png, strip.png and projected_w.npz (NVlabs format), and '
-                                   'prints how much of the person each render keeps (dlib identity similarity to the '
+                                   'projected.png, stylized.png, strip.png, full.png (the whole photo with the stylized '
+                                   'face pasted back through a feathered mask, colours matched at the seam; every face '
+                                   'with --all-faces, whose further strips are strip_face2.png, ...) and '
+                                   'projected_w.npz (NVlabs format; the largest face), and prints how much of the '
+                                   'person each render keeps (dlib identity similarity to the '
                                    'aligned photo, 0..1).')
     p.add_argument('--base', required=True, metavar='PATH', help='the real-face generator the photo is projected into')
     p.add_argument('--styled', metavar='PATH', help='its fine-tuned (stylized) copy, blended with BASE here')
@@ -96,5 +106,11 @@ def add_parsers(sub):
                    help='projection distance (default: vgg when its weights are cached, else the discriminator)')
     p.add_argument('--w-plus', action='store_true', help='one w per layer (closer fit, less editable)')
     p.add_argument('--no-align', action='store_true', help='centre-crop instead of face alignment')
+    p.add_argument('--all-faces', action='store_true', help='stylize every face in the photo (a projection each)')
+    p.add_argument('--mask', choices=['hull', 'ellipse'], default='hull',
+                   help='full.png: the pasted region, the hull of the face landmarks (default) or an ellipse')
+    p.add_argument('--feather', type=float, default=0.04,
+                   help="full.png: the mask's soft edge, a fraction of the crop (default: 0.04)")
+    p.add_argument('--no-color-match', action='store_true', help="full.png: keep the stylized face's colours at the seam")
     add_device_option(p)
     p.set_defaults(func=cmd_stylize)

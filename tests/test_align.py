@@ -62,3 +62,80 @@ def test_centre_crop_fallback():
     img.paste((255, 0, 0), (50, 0, 250, 200))          # the centred 200x200 square is red
     out = align.centre_crop(img, 32)
     assert out.size == (32, 32) and np.asarray(out)[..., 0].min() > 250 and np.asarray(out)[..., 1].max() < 5
+
+
+#----------------------------------------------------------------------------
+# The way back: each crop's transform, and the crop warped into its photo through a feathered face mask.
+
+def test_align_face_with_transform_keeps_the_crop_and_maps_the_landmarks():
+    photo = photos()['grace_hopper']
+    face = align.align_face_with_transform(photo, size=64)
+    np.testing.assert_array_equal(np.asarray(face.image), np.asarray(align.align_face(photo, size=64)))  # same crop
+    t = face.transform
+    assert t.photo_size == photo.size and t.quad.shape == (4, 2) and t.landmarks.shape == (68, 2)
+    eyes = np.array([t.landmarks[36:42].mean(0), t.landmarks[42:48].mean(0)]) + 0.5
+    in_crop = t.to_crop(eyes, 64)                                    # the recipe's eye line: a quarter of the width apart
+    assert abs(in_crop[:, 0].mean() - 32) < 1 and abs(in_crop[0, 1] - in_crop[1, 1]) < 1
+    np.testing.assert_allclose(t.to_photo(in_crop, 64), eyes, atol=1e-9)
+    # a photo big enough for the recipe to shrink it first: the quad is still in the photo's own pixels
+    big = photo.resize((photo.width * 3, photo.height * 3), Image.LANCZOS)
+    tb = align.align_face_with_transform(big, size=32).transform
+    assert np.abs(tb.quad - t.quad * 3).max() < 0.03 * 3 * np.ptp(t.quad[:, 0])
+    assert len(align.align_face_with_transform(photo, size=32, all_faces=True)) == len(align.face_landmarks(photo))
+
+
+def assert_pasted_identity(photo, pasted, mask, inside_mean):
+    before, after = np.asarray(photo, np.float32), np.asarray(pasted, np.float32)
+    assert after.shape == before.shape and mask.shape == before.shape[:2]
+    assert mask.min() >= 0 and mask.max() == 1
+    np.testing.assert_array_equal(after[mask == 0], before[mask == 0])   # untouched outside the mask
+    assert np.abs(after - before)[mask > 0.5].mean() < inside_mean        # resampled twice inside
+
+
+@pytest.mark.parametrize('color_match', [True, False])
+def test_pasting_the_aligned_crop_back_gives_the_photo(color_match):
+    """The identity case: the aligned crop itself pasted back. Outside the mask the photo is unchanged to the
+    bit; inside, the crop was resampled there and back (256 px for a 330 px face: under 5 grey levels on average)."""
+    photo = photos()['grace_hopper']
+    face = align.align_face_with_transform(photo, size=256)
+    pasted, mask = align.paste_face(photo, face.image, face.transform, color_match=color_match)
+    assert_pasted_identity(photo, pasted, mask, inside_mean=5)
+    nose = np.int64(face.transform.landmarks[30])
+    assert mask[nose[1], nose[0]] == 1                                   # the face is covered...
+    assert (mask > 0).mean() < 0.3 and mask[0].max() == mask[-1].max() == mask[:, 0].max() == mask[:, -1].max() == 0
+    ellipse, emask = align.paste_face(photo, face.image, face.transform, color_match=color_match,
+                                      mask=align.face_mask(face.transform, shape='ellipse'))
+    assert_pasted_identity(photo, ellipse, emask, inside_mean=5)
+
+
+def test_the_mask_lies_inside_the_photo_when_the_face_is_cut_by_its_edge():
+    """The face's quad runs past the photo's left edge: the mask is clipped to the photo, and the pixels it
+    reaches are the only ones that change."""
+    photo = photos()['grace_hopper']
+    t = align.align_face_with_transform(photo, size=64).transform
+    cut = photo.crop((200, 0, photo.width, photo.height))
+    shifted = align.FaceTransform(t.quad - [200, 0], cut.size, t.landmarks - [200, 0])
+    assert shifted.quad[:, 0].min() < 0 and shifted.box()[0] == 0
+    inverted = Image.fromarray(255 - np.asarray(align.align_with_quad(photo, align.ffhq_quad(t.landmarks), 64)))
+    pasted, mask = align.paste_face(cut, inverted, shifted, color_match=False)
+    before, after = np.asarray(cut, np.int16), np.asarray(pasted, np.int16)
+    assert mask.shape == (cut.height, cut.width) and mask.max() == 1
+    np.testing.assert_array_equal(after[mask == 0], before[mask == 0])
+    assert np.abs(after - before)[mask == 1].mean() > 50                 # the inverted face is there
+    nowhere = align.FaceTransform(t.quad + [2000, 0], photo.size, t.landmarks + [2000, 0])   # wholly outside
+    same, none = align.paste_face(photo, inverted, nowhere)
+    assert none.max() == 0 and np.array_equal(np.asarray(same), np.asarray(photo))
+
+
+def test_face_masks():
+    t = align.align_face_with_transform(photos()['astronaut'], size=64).transform
+    hull, ellipse = align.face_mask(t), align.face_mask(t, shape='ellipse', feather=0)
+    for m in (hull, ellipse):
+        assert m.shape == (256, 256) and m.dtype == np.float32 and m.max() == 1
+        assert m[0].max() == m[-1].max() == m[:, 0].max() == m[:, -1].max() == 0    # never reaches the crop's edge
+        assert m[128, 128] == 1                                                      # the middle of the face
+    assert set(np.unique(ellipse)) == {0, 1} and 0 < ((hull > 0) & (hull < 1)).mean()  # feather 0: a hard edge
+    central = align.face_mask(align.centre_crop_with_transform(photos()['astronaut'], 64).transform)
+    assert central[128, 128] == 1 and central[0].max() == 0                     # no landmarks: a central ellipse
+    with pytest.raises(ValueError, match="'hull' or 'ellipse'"):
+        align.face_mask(t, shape='square')

@@ -27,8 +27,10 @@ def test_stylize_on_the_demo_pair(tmp_path, photo, capsys):
     out = tmp_path / 'out'
     assert main(['stylize', '--base', str(DEMO_BASE), '--styled', str(DEMO_TOON), '--photo', str(photo),
                  '--outdir', str(out), '--steps', '5', '--resolution', '8']) == 0
-    assert sorted(p.name for p in out.iterdir()) == ['aligned.png', 'projected.png', 'projected_w.npz', 'strip.png', 'stylized.png']
+    assert sorted(p.name for p in out.iterdir()) == ['aligned.png', 'full.png', 'projected.png', 'projected_w.npz', 'strip.png',
+                                                     'stylized.png']
     assert Image.open(out / 'stylized.png').size == (32, 32)
+    assert Image.open(out / 'full.png').size == Image.open(photo).size          # the whole photo, the face stylized
     assert np.load(out / 'projected_w.npz')['w'].shape[0] == 1
     printed = capsys.readouterr().out
     assert 'swap 8' in printed
@@ -52,6 +54,31 @@ def test_stylize_prints_the_identity_similarity_of_each_blend(tmp_path, photo, m
         assert list(printed) == ['projected', 'swap 4', 'swap 8', 'swap 16']
         values = {float(v) for v in printed.values()}
         assert (values == {1.0}) if name == 'same' else (max(values) < 0.9)
+
+
+def test_stylize_all_faces_writes_the_whole_photo_with_every_face(tmp_path, photo, monkeypatch, capsys):
+    """Two people side by side, --all-faces: full.png is the photo with both faces replaced (a perfect projection
+    stands in, rendered inverted), and each further face has its strip."""
+    skimage_data = pytest.importorskip('skimage.data')
+    stylize_module = importlib.import_module('stylegan2_lib.stylize')
+    monkeypatch.setattr(stylize_module, 'project', lambda G, target, **kwargs: stylize_module.Projection(
+        torch.from_numpy(np.array(target)), [], [0.0], 'stand-in'))
+    monkeypatch.setattr(stylize_module, '_render', lambda G, projection: Image.fromarray(255 - projection.ws.numpy()))
+    left, right = Image.open(photo).convert('RGB'), Image.fromarray(skimage_data.astronaut())
+    group = Image.new('RGB', (left.width + right.width, max(left.height, right.height)))
+    group.paste(left, (0, 0))
+    group.paste(right, (left.width, 0))
+    group.save(tmp_path / 'group.png')
+    out = tmp_path / 'out'
+    assert main(['stylize', '--base', str(DEMO_BASE), '--styled', str(DEMO_TOON), '--photo', str(tmp_path / 'group.png'),
+                 '--outdir', str(out), '--resolution', '8', '--all-faces', '--no-color-match', '--mask', 'ellipse']) == 0
+    faces = sg.align.face_landmarks(group)
+    names = {p.name for p in out.iterdir()}
+    assert {'full.png', 'strip.png', 'strip_face2.png'} <= names and f'strip_face{len(faces) + 1}.png' not in names
+    before, after = np.asarray(group, np.int16), np.asarray(Image.open(out / 'full.png'), np.int16)
+    changed = [np.abs(after[y, x] - before[y, x]).max() > 40 for x, y in (np.int64(lm[30]) for lm in faces)]
+    assert all(changed) and len(changed) >= 2
+    assert f'full.png (the photo, {len(faces)} face(s) stylized with swap 8)' in capsys.readouterr().out
 
 
 def test_stylize_runs_where_the_gpu_is(tmp_path, photo, monkeypatch, capsys):

@@ -135,3 +135,66 @@ def test_stylize_without_dlib_says_why_identity_is_missing(tiny32, monkeypatch):
     assert {v.similarity for v in r.identity.values()} == {None}
     assert all(v.note == 'not measured: face likeness needs dlib and face_recognition_models' for v in r.identity.values())
     assert list(r.stylized) == ['swap 4', 'swap 8', 'swap 16'] and r.strip is not None   # the stylizing itself is unaffected
+
+
+#----------------------------------------------------------------------------
+# Whole photos: every face stylised and pasted back. A perfect projection stands in for the real one (it
+# returns the aligned crop itself) and the render shows it, whatever the blend: the "stylised" face is then
+# exactly the aligned crop (or what `look` makes of it), so what is checked is the way back into the photo.
+
+def stand_in_projection(monkeypatch, look=lambda crop: crop):
+    def perfect(G, target, **kwargs):
+        return stylize_module.Projection(torch.from_numpy(np.array(target)), [], [0.0], 'stand-in')
+    monkeypatch.setattr(stylize_module, 'project', perfect)
+    monkeypatch.setattr(stylize_module, '_render', lambda G, projection: Image.fromarray(look(projection.ws.numpy())))
+
+
+def two_faces():
+    """Grace Hopper and the astronaut side by side in one photo."""
+    left, right = grace_hopper(), astronaut()
+    photo = Image.new('RGB', (left.width + right.width, max(left.height, right.height)), (40, 40, 40))
+    photo.paste(left, (0, 0))
+    photo.paste(right, (left.width, 0))
+    return photo, left.width
+
+
+def test_paste_back_of_an_unchanged_face_gives_the_photo(tiny32, monkeypatch):
+    """The identity case (a blend that is all base, a perfect projection): outside the mask the photo to the
+    bit, inside within what a 32 px crop of a 330 px face keeps (a blurred copy)."""
+    stand_in_projection(monkeypatch)
+    photo = grace_hopper()
+    r = stylize(photo, tiny32.G_ema, blended=tiny32.G_ema, paste_back=True, progress=False, identity=False)
+    assert list(r.full) == ['blended'] and r.full['blended'].size == photo.size and r.other_faces == []
+    before, after = np.asarray(photo, np.float32), np.asarray(r.full['blended'], np.float32)
+    assert r.mask.shape == before.shape[:2] and r.mask.max() == 1 and r.mask.min() == 0
+    np.testing.assert_array_equal(after[r.mask == 0], before[r.mask == 0])
+    blurred = np.asarray(photo.resize((32, 32), Image.LANCZOS).resize(photo.size, Image.BILINEAR), np.float32)
+    inside = r.mask > 0.5
+    assert np.abs(after - before)[inside].mean() <= 1.2 * np.abs(blurred - before)[inside].mean()
+    assert r.transform is not None and r.transform.photo_size == photo.size
+    assert stylize(photo, tiny32.G_ema, blended=tiny32.G_ema, progress=False, identity=False).full == {}   # off by default
+    centred = stylize(photo, tiny32.G_ema, blended=tiny32.G_ema, align=False, paste_back=True, progress=False, identity=False)
+    after = np.asarray(centred.full['blended'], np.float32)                   # no landmarks: a central ellipse
+    np.testing.assert_array_equal(after[centred.mask == 0], before[centred.mask == 0])
+    assert centred.mask[photo.height // 2, photo.width // 2] == 1 and centred.transform.landmarks is None
+
+
+def test_every_face_of_a_group_photo_is_replaced(tiny32, monkeypatch):
+    """Two people side by side: all_faces finds both (and whatever else the detector sees), each face
+    is projected on its own and pasted back; here the "stylised" faces are inverted crops, so every face's
+    nose has changed, and nothing outside the masks."""
+    stand_in_projection(monkeypatch, look=lambda crop: 255 - crop)
+    photo, split = two_faces()
+    r = stylize(photo, tiny32.G_ema, styled=tiny32.G, resolution=8, all_faces=True, paste_back=True, color_match=False,
+                progress=False, identity=False)
+    faces = [r, *r.other_faces]
+    assert len(faces) == len(align.face_landmarks(photo)) >= 2 and list(r.full) == ['swap 8']
+    noses = np.array([np.int64(f.transform.landmarks[30]) for f in faces])
+    assert noses[:, 0].min() < split < noses[:, 0].max()                    # one on each side
+    before, after = np.asarray(photo, np.int16), np.asarray(r.full['swap 8'], np.int16)
+    for x, y in noses:
+        assert r.mask[y, x] == 1 and np.abs(after[y, x] - before[y, x]).max() > 40
+    np.testing.assert_array_equal(after[r.mask == 0], before[r.mask == 0])
+    assert all(f.stylized['swap 8'].size == (32, 32) for f in faces)
+    only_first = stylize(photo, tiny32.G_ema, styled=tiny32.G, resolution=8, paste_back=True, progress=False, identity=False)
+    assert only_first.other_faces == [] and (only_first.mask > 0).sum() < (r.mask > 0).sum()

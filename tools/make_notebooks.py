@@ -261,6 +261,8 @@ projected latent is rendered with the blend of the base and your fine-tuned gene
 resolution, as a strip. Under the strip: how much of the person each render keeps, as the identity similarity
 of dlib's face descriptors to the aligned photo (1 the same face; above 0.5 dlib would call it the same
 person; none where no face is found, as often on drawn faces). The swap point trades this likeness for style.
+Then the whole photo: every face (`ALL_FACES`, a projection each) stylised and warped back into it through a
+feathered mask of the face, its colours matched to the photo's at the seam.
 
 **Needs:** a GPU for NVlabs's 1000 projection steps at 256x256 (a few minutes; far longer on a CPU). The
 VGG16 perceptual distance downloads torchvision's VGG16 weights once (528 MB, checksum-checked);
@@ -274,6 +276,9 @@ STEPS = 1000                 # projection steps (the NVlabs default; 300 is a fa
 LOSS = 'vgg'                 # 'vgg' (LPIPS-style, downloads VGG16 once), 'discriminator', 'pixel' or 'auto'
 W_PLUS = False               # one w per layer: a closer fit, less like the faces the generator makes itself
 DEVICE = 'auto'              # 'auto' (the GPU when there is one, else the CPU), 'cuda' or 'cpu'
+ALL_FACES = True             # stylize every face in the photo (False: the largest only)
+FULL = None                  # the swap resolution pasted back into the whole photo (None: the middle of the strip)
+MASK = 'hull'                # the pasted region: 'hull' of the face landmarks (with the forehead) or 'ellipse'
 OUTDIR = 'stylized'
 SMOKE = False                # True: a sample photo and the bundled 32x32 demo pair, offline (tests use it)'''),
 ('code', '''\
@@ -291,10 +296,18 @@ styled = sg.load(nb.fine_tuned(STYLED), device=device).G_ema'''),
 ('code', '''\
 from stylegan2_lib.align import read_photo
 result = sg.stylize(read_photo(PHOTO), base.G_ema, styled=styled, steps=STEPS, loss=LOSS, D=base.D, w_plus=W_PLUS,
-                    device=device)
+                    device=device, all_faces=ALL_FACES, paste_back=True, mask=MASK)
 print(f'projected on {result.device} with the {result.projection.method} distance')
-nb.show(result.strip)
-print(result.identity_text())'''),
+for i, face in enumerate([result, *result.other_faces], 1):
+    print(f'face {i}:')
+    nb.show(face.strip)
+    print(face.identity_text())'''),
+('md', '## The whole photo, every face stylized'),
+('code', '''\
+labels = list(result.full)
+label = f'swap {FULL}' if FULL else labels[len(labels) // 2]
+print(f'{1 + len(result.other_faces)} face(s) stylized with {label} and pasted back')
+nb.show(result.full[label])'''),
 ('md', '## Save and download'),
 ('code', '''\
 import numpy as np
