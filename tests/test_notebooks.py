@@ -73,6 +73,20 @@ def run(name, workdir, kernel):
     return json.loads(out.read_text())
 
 
+def video_frames(path):
+    """The frames of an MP4 the notebook wrote, read back with imageio-ffmpeg (uint8 [H, W, 3] each)."""
+    import imageio_ffmpeg
+    reader = imageio_ffmpeg.read_frames(str(path))
+    w, h = next(reader)['size']
+    return [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+
+
+def shown_videos(nb):
+    """How many videos the notebook showed inline (video.inline's <video> elements)."""
+    return sum('<video' in ''.join(o['data'].get('text/html', '')) for c in nb['cells'] for o in c.get('outputs', [])
+               if 'data' in o)
+
+
 def outputs_text(nb):
     return ''.join(o.get('text', '') if isinstance(o.get('text', ''), str) else ''.join(o['text'])
                    for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []))
@@ -134,11 +148,12 @@ def test_the_setup_cell_keeps_an_importable_dlib(monkeypatch, capsys):
     [[with_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=False)
     [[keeping_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=True)
     wanted = lambda requirement: re.match(r'stylegan2_lib\[(.*?)\] @ git\+https://', requirement).group(1).split(',')   # noqa: E731
-    assert sorted(wanted(with_dlib)) == ['align', 'notebook']
-    assert sorted(wanted(keeping_dlib)) == ['align-without-dlib', 'notebook']
+    assert sorted(wanted(with_dlib)) == ['align', 'notebook', 'video']
+    assert sorted(wanted(keeping_dlib)) == ['align-without-dlib', 'notebook', 'video']
     names = lambda extra: {re.match(r'[\w.-]+', r).group(0) for r in extras[extra]}   # noqa: E731
     assert names('align-without-dlib') == names('align') - {'dlib-bin'} and 'dlib-bin' in names('align')
     assert {'ninja', 'gdown'} <= names('notebook') and names('drive') == {'gdown'}   # the kernel build; Drive links
+    assert names('video') == {'imageio-ffmpeg'}                                       # MP4, not the GIF fallback
 
 
 def test_the_notebook_kernel_has_only_the_align_and_notebook_extras(kernel):
@@ -181,6 +196,9 @@ def test_transfer_training_smoke_and_resume(tmp_path, kernel):
     # The live view: the sample grid and the curves were displayed as images during the run.
     shown = [o for c in nb['cells'] for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
     assert len(shown) >= 2
+    # The fine-tuning as a film: one seed grid per snapshot (VIDEO_HOLD = 1 frame each in SMOKE), shown inline.
+    frames = video_frames(runs[0] / 'snapshots.mp4')
+    assert len(frames) == len(snaps) and shown_videos(nb) == 1
     # Run it again (as after a disconnect): it continues the same run instead of starting a new one.
     nb = run('02_transfer_training.ipynb', tmp_path, kernel)
     assert f'continuing smoke/runs/{runs[0].name}' in outputs_text(nb)
@@ -205,6 +223,15 @@ def test_blend_explorer_smoke(tmp_path, kernel):
     assert scores.labels == ['demo-toon'] and scores.features.startswith('pixels') and scores.style_kid.shape[0] == 1
     assert f'Recommended: {scores.recommendation_text()}' in outputs_text(nb)
     assert PIL.Image.open(tmp_path / 'smoke' / 'exports' / 'scores.png').size[0] > 0
+    # The chosen blend as videos next to the exports, shown inline and offered for download: the swap video
+    # (SWAP_FRAMES = 8) and the walk through the 4 seeds (WALK_STEPS = 2: 3 legs of 2 frames and the last seed).
+    swap = video_frames(tmp_path / 'smoke' / 'exports' / 'swap.mp4')
+    walk = video_frames(tmp_path / 'smoke' / 'exports' / 'walk.mp4')
+    assert len(swap) == 8 and len(walk) == 3 * 2 + 1
+    assert walk[0].shape[1] > walk[0].shape[0]                                # [base | blend] side by side
+    assert shown_videos(nb) == 2
+    html = ''.join(''.join(o['data'].get('text/html', '')) for c in nb['cells'] for o in c.get('outputs', []) if 'data' in o)
+    assert 'swap.mp4' in html and 'walk.mp4' in html                           # the download links
 
 
 def test_stylize_photo_smoke(tmp_path, kernel):
@@ -213,7 +240,7 @@ def test_stylize_photo_smoke(tmp_path, kernel):
     shown = re.findall(r'^  (projected|swap \d+) +(\d\.\d\d|none \(.+\))$', outputs_text(nb), re.M)
     assert 'identity to the photo' in outputs_text(nb) and [k for k, _ in shown] == ['projected', 'swap 4', 'swap 8', 'swap 16']
     out = tmp_path / 'smoke' / 'stylized'
-    assert sorted(p.name for p in out.iterdir()) == ['aligned.png', 'projected.png', 'projected_w.npz', 'strip.png']
+    assert sorted(p.name for p in out.iterdir()) == ['aligned.png', 'full.png', 'projected.png', 'projected_w.npz', 'strip.png']
     with np.load(out / 'projected_w.npz') as f:
         w = f['w']
     G = sg.load(DEMO_BASE).G_ema

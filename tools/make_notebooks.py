@@ -9,7 +9,7 @@ the repository unless it is already importable (Colab's torch is kept: the libra
 only), then reports the GPU; one cell tagged `parameters` (papermill) holding the knobs and `SMOKE = False`;
 with SMOKE = True every notebook runs offline on the bundled demo pair and stylegan2_lib.samples (a photo
 matplotlib ships, a dataset the demo pair draws) in a few minutes on a 2-core CPU, with nothing installed
-beyond `pip install -e ".[align,notebook]"` (tests/test_notebooks.py runs them so). Logic lives in the library; cells call it in a few lines.
+beyond `pip install -e ".[align,notebook,video]"` (tests/test_notebooks.py runs them so). Logic lives in the library; cells call it in a few lines.
 """
 
 import argparse
@@ -28,18 +28,19 @@ GPU_NOTEBOOKS = ('02_transfer_training.ipynb', '04_stylize_photo.ipynb', '05_one
 
 def install_requirement(repo, branch):
     """What the set-up cell pip-installs (this function's source is pasted into the cell): the library with
-    the notebook extra (widgets, plots, ninja for the CUDA kernels, gdown for Drive links) and face alignment;
+    the notebook extra (widgets, plots, ninja for the CUDA kernels, gdown for Drive links), the video extra
+    (imageio-ffmpeg: MP4 rather than animated GIF) and face alignment;
     where a dlib imports already (Colab ships one) the alignment extra without dlib-bin, which would replace it."""
     try:
         import dlib  # noqa: F401
         align = 'align-without-dlib'
     except ImportError:
         align = 'align'
-    return f'stylegan2_lib[{align},notebook] @ git+https://github.com/{repo}@{branch}'
+    return f'stylegan2_lib[{align},notebook,video] @ git+https://github.com/{repo}@{branch}'
 
 SETUP = f'''\
-# Set-up: install stylegan2_lib with its face-alignment and notebook extras, unless it is importable already
-# (a local checkout: `pip install -e ".[align,notebook]"`). Colab's own torch and dlib are kept.
+# Set-up: install stylegan2_lib with its face-alignment, notebook and video extras, unless it is importable
+# already (a local checkout: `pip install -e ".[align,notebook,video]"`). Colab's own torch and dlib are kept.
 import importlib.util, subprocess, sys
 {inspect.getsource(install_requirement).strip()}
 
@@ -147,6 +148,7 @@ METRICS_FEATURES = 'auto'    # 'auto': the standard Inception FID network when t
                              # discriminator (offline; its numbers compare only with each other), or 'inception',
                              # 'discriminator', 'pixels'
 METRICS_IMAGES = 500         # images generated per snapshot (and at most as many training images)
+VIDEO_HOLD = 6               # the snapshots video: frames each snapshot is shown (12 a second)
 SMOKE = False                # True: an offline run on the bundled 32x32 demo base (tests use it)'''),
 ('code', '''\
 if SMOKE:   # offline and small: fine-tune the demo base on 32 images drawn by the demo's fine-tuned model
@@ -155,6 +157,7 @@ if SMOKE:   # offline and small: fine-tune the demo base on 32 images drawn by t
     SOURCE_NETWORK, DATA, OUTDIR = str(DEMO_BASE), str(samples.demo_dataset('smoke/toon-32.zip')), 'smoke/runs'
     KIMG, SNAP, BATCH, WORKERS = 0.5, 0.25, 8, 0
     METRICS, METRICS_FEATURES, METRICS_IMAGES = ['kid', 'fid', 'copy'], 'pixels', 16   # the demo base has no D
+    VIDEO_HOLD = 1
 drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. OUTDIR = str(drive / 'stylegan2-runs')
 source = nb.source_network(SOURCE_NETWORK, sha256=SOURCE_SHA256)
 DATA = str(nb.input_path(DATA))                         # a URL / Drive link is downloaded (checksum pinned)
@@ -180,6 +183,13 @@ print(nb.best_snapshot_text(run_dir))
 best = nb.best_snapshot(run_dir)
 print(f'Next: 03_blend_explorer.ipynb with BASE = {str(source)!r} and RUN = {str(run_dir)!r}'
       + (f', and 04_stylize_photo.ipynb with STYLED = {str(best.path)!r}' if best and best.path else ''))'''),
+('md', '''## The fine-tuning as a film
+The same nine seeds through every snapshot, oldest first, each labelled: the style arrives, and where the faces
+start to look like single training images, overfitting has begun. Written into the run (on Drive with it).'''),
+('code', '''\
+from stylegan2_lib import video
+snapshots_video = video.snapshot_video(run_dir / 'snapshots.mp4', run_dir, seeds=range(9), hold=VIDEO_HOLD)
+video.inline(snapshots_video)'''),
 ],
 
 '03_blend_explorer.ipynb': [
@@ -189,7 +199,7 @@ The low-resolution layers of one generator carry pose and face shape, the high-r
 and texture. Slide the swap point ('all high' .. 'all low'), the fine-tuning snapshot, the blend width and
 the truncation; 'compare swaps' shows every swap point at once. 'Export blend' writes the current blend
 (NVlabs `.pkl`, rosinality `.pt` or safetensors) and downloads it. As a web app outside Colab:
-`voila notebooks/03_blend_explorer.ipynb --VoilaConfiguration.file_allowlist="['.*\\.(png|pkl|pt|safetensors)']"`
+`voila notebooks/03_blend_explorer.ipynb --VoilaConfiguration.file_allowlist="['.*\\.(png|pkl|pt|safetensors|mp4|gif)']"`
 (the allowlist lets Voila serve the exported files).
 
 **Choosing by measurement.** When the run was trained with `METRICS` (notebook 02) or has a `scores.json`, each
@@ -214,6 +224,9 @@ STYLE_DATA = None            # the style images the scores compare with: a folde
                              # None: the run's own training images (its options.json names them)
 SEEDS = '0-3'
 OUTDIR = 'exports'
+MOUNT_DRIVE = False          # mount Google Drive and keep OUTDIR there (MyDrive/OUTDIR): it outlives the session
+SWAP_FRAMES = 48             # the swap video: frames from all base to all fine-tuned (24 a second)
+WALK_STEPS = 24              # the latent walk: frames from one seed to the next
 SMOKE = False                # True: the bundled 32x32 demo pair, offline (tests use it)'''),
 ('code', '''\
 score_options = None         # evaluate()'s defaults: Inception features where torch-fidelity is installed, 64 images a cell
@@ -223,6 +236,9 @@ if SMOKE:   # the bundled demo pair: demo-base and its fine-tuned copy demo-toon
     BASE, RUN, OUTDIR = str(DEMO_BASE), [str(DEMO_TOON)], 'smoke/exports'
     STYLE_DATA = str(samples.demo_dataset('smoke/toon-32.zip'))
     score_options = dict(features='pixels', seeds=range(8))      # offline and small: seconds, not minutes
+    SWAP_FRAMES, WALK_STEPS = 8, 2
+drive = nb.mount_drive() if MOUNT_DRIVE else None
+OUTDIR = str(drive / OUTDIR) if drive is not None else OUTDIR
 from stylegan2_lib.explorer import BlendExplorer
 explorer = BlendExplorer(nb.source_network(BASE), RUN, seeds=SEEDS, outdir=OUTDIR,
                          style_data=None if STYLE_DATA is None else str(nb.input_path(STYLE_DATA)),
@@ -251,6 +267,21 @@ nb.show(figure)'''),
 path = explorer.export()
 G = sg.load(path).G_ema           # read back: the file loads, in this library and in NVlabs's legacy loader
 print(f'{path}: {path.stat().st_size / 2**20:.1f} MiB, a {G.img_resolution}x{G.img_resolution} generator')'''),
+('md', '''## The chosen blend as videos
+The swap video: the explorer's seeds with the swap point sliding from all base (first frame) to all fine-tuned
+(last frame), a smooth blend, so you see which layers bring which part of the style. The latent walk: a path
+through the seeds rendered by the chosen blend, the base beside it. Both are written next to the exports and
+offered for download.'''),
+('code', '''\
+from IPython.display import HTML, display
+from stylegan2_lib import video
+v = explorer.state()
+swap_path = video.swap_video(Path(OUTDIR) / 'swap.mp4', explorer.views.base, explorer.views.generator(v.snapshot),
+                             seeds=v.seeds, frames=SWAP_FRAMES)
+walk_path = video.interp_video(Path(OUTDIR) / 'walk.mp4', explorer.views.blended(v), seeds=v.seeds,
+                               steps=WALK_STEPS, truncation_psi=v.truncation_psi, base=explorer.views.base)
+for p in (swap_path, walk_path):
+    display(video.inline(p), HTML(nb.offer_download(p)))'''),
 ],
 
 '04_stylize_photo.ipynb': [
@@ -312,7 +343,8 @@ nb.show(result.full[label])'''),
 ('code', '''\
 import numpy as np
 out = Path(OUTDIR)
-for name, img in [('aligned.png', result.aligned), ('projected.png', result.projected), ('strip.png', result.strip)]:
+for name, img in [('aligned.png', result.aligned), ('projected.png', result.projected), ('strip.png', result.strip),
+                  ('full.png', result.full[label])]:
     sg.save_image(out / name, np.asarray(img))
 sg.save_projected_w(out / 'projected_w.npz', result.projection.ws)
 print(sorted(p.name for p in out.iterdir()))
