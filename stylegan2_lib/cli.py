@@ -19,7 +19,7 @@ import torch
 from . import images
 from .align import AlignmentUnavailable
 from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
-from .blend import blend, blend_preview, feature_swap_preview, swap_weights
+from .blend import MODES as BLEND_MODES, VTOONIFY_PRESETS, blend, blend_preview, feature_swap_preview, pinkney_weights, swap_weights
 from .checkpoints import FORMATS, CheckpointError, ExportError, load
 from .checkpoints.onnx import GRAPHS as ONNX_GRAPHS
 from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_width, check_writable,
@@ -81,6 +81,30 @@ def check_preview(preview, out):
     if not preview.lower().endswith('.png'):
         raise CLIError(f'{preview}: --preview is written as PNG; give a .png file name')
 
+def check_blend_mode(args):
+    """--mode and the options that belong to it (sg.blend's rules), before anything is loaded or written;
+    fills in --mapping, --level and the --low/--high defaults (the demo pair, in the order the mode wants)."""
+    mode, own = args.mode, {'pinkney': 'low', 'vtoonify': 'high'}.get(args.mode)
+    if args.level is not None and mode != 'pinkney':
+        raise CLIError(f'--level {args.level}: belongs to --mode pinkney (Toonify\'s level 0/1), not --mode {mode}')
+    if args.preset is not None and mode != 'vtoonify':
+        raise CLIError(f'--preset {args.preset}: belongs to --mode vtoonify, not --mode {mode}')
+    if mode == 'vtoonify':
+        for option, value in (('--resolution', args.resolution), ('--width', args.width)):
+            if value is not None:
+                raise CLIError(f'{option} {value:g}: --mode vtoonify takes a --preset ({", ".join(VTOONIFY_PRESETS)}), '
+                               f'not {option}')
+    elif args.resolution is None:
+        raise CLIError(f'--resolution: --mode {mode} needs a swap point (a block resolution)')
+    if own is not None and args.mapping not in (None, own):
+        raise CLIError(f'--mapping {args.mapping}: --mode {mode} takes the mapping network from {own}')
+    if mode != 'default' and args.preview is not None:
+        raise CLIError(f'--preview: the preview shows the default mode\'s swaps; leave it out with --mode {mode}')
+    args.mapping = args.mapping or own or 'low'
+    args.level = args.level or 0
+    pair = (DEMO_TOON, DEMO_BASE) if mode == 'vtoonify' else (DEMO_BASE, DEMO_TOON)     # vtoonify: low = fine-tune
+    args.low, args.high = args.low or str(pair[0]), args.high or str(pair[1])
+
 def cmd_blend(args):
     # Everything that can be checked without the networks, first.
     fmt = output_format(args.out, args.format)
@@ -89,16 +113,22 @@ def cmd_blend(args):
     check_preview(args.preview, args.out)
     if args.feature_swap and args.preview is None:
         raise CLIError('--feature-swap changes the preview; give --preview PNG too')
+    check_blend_mode(args)
 
     # Then the networks: both load, one architecture, a block resolution.
     low, high = load_generator_pair(args.low, '--low', args.high, '--high', args.device)
     try:
-        swap_weights(low, args.resolution, args.width)
+        if args.mode == 'pinkney':
+            pinkney_weights(low, args.resolution, args.level, args.width)
+        elif args.mode == 'default':
+            swap_weights(low, args.resolution, args.width)
     except ValueError as e:
         raise CLIError(f'--resolution {args.resolution}: {e}') from None
     if args.preview is not None and low.c_dim > 0:
         raise CLIError(f'--preview: these networks are conditional (c_dim {low.c_dim}); the preview renders unconditional networks only')
 
+    if args.mode != 'default':
+        return _write_mode_blend(args, low, high, fmt)
     G = blend(low, high, args.resolution, width=args.width, mapping=args.mapping)
     meta = {'blend': {'low': os.path.basename(args.low), 'high': os.path.basename(args.high), 'resolution': args.resolution,
                       'width': args.width, 'mapping': args.mapping}}
@@ -118,6 +148,19 @@ def cmd_blend(args):
         swaps = low.synthesis.block_resolutions if args.feature_swap else swaps
         print(f'wrote {args.preview}: {len(args.seeds)} seeds x {len(swaps) + 2} columns '
               f'(low | {what} {", ".join(map(str, swaps))} | high)')
+    return 0
+
+def _write_mode_blend(args, low, high, fmt):
+    """--mode pinkney | vtoonify: sg.blend(..., mode=) written with a meta saying how it was made."""
+    options = (dict(resolution=args.resolution, level=args.level, width=args.width) if args.mode == 'pinkney'
+               else dict(preset=args.preset or 'cartoon'))
+    G = blend(low, high, mode=args.mode, **options)
+    meta = {'blend': {'low': os.path.basename(args.low), 'high': os.path.basename(args.high), 'mode': args.mode,
+                      **options, 'mapping': args.mapping}}
+    export_with_preview(args.out, G, fmt, meta, None, None)
+    how = (f'Toonify blend_models.py at {args.resolution}, level {args.level}' + (f', width {args.width:g}' if args.width else '')
+           if args.mode == 'pinkney' else f'VToonify preset {options["preset"]}')
+    print(f'wrote {args.out} ({fmt}): {how}; --low {args.low}, --high {args.high}, mapping from {args.mapping}')
     return 0
 
 def cmd_demo(args):
@@ -445,14 +488,25 @@ def build_parser():
                                    '--low, blocks above from --high, the mapping network from --mapping; written with the '
                                    'format of --out. With --preview, also a PNG grid: one row per seed, columns '
                                    'low | swap at every resolution | high.')
-    p.add_argument('--low', default=str(DEMO_BASE), metavar='PATH',
-                   help='generator for the blocks <= RES (default: the bundled demo-base, smiley faces)')
-    p.add_argument('--high', default=str(DEMO_TOON), metavar='PATH',
-                   help='generator for the blocks above RES (default: the bundled demo-toon, animal faces)')
-    p.add_argument('--resolution', type=int, required=True, metavar='RES',
-                   help='swap point: a block resolution (4, 8, ..., the image size), or 0 for every block from --high')
+    p.add_argument('--low', default=None, metavar='PATH',
+                   help='generator for the blocks <= RES (default: the bundled demo-base, smiley faces; with --mode '
+                        'vtoonify, the fine-tune: demo-toon)')
+    p.add_argument('--high', default=None, metavar='PATH',
+                   help='generator for the blocks above RES (default: the bundled demo-toon, animal faces; with --mode '
+                        'vtoonify, the FFHQ base: demo-base)')
+    p.add_argument('--resolution', type=int, default=None, metavar='RES',
+                   help='swap point: a block resolution (4, 8, ..., the image size), or 0 for every block from --high '
+                        '(needed by --mode default and pinkney)')
     p.add_argument('--width', type=float, default=None, metavar='W', help='smooth blend of this width (default: hard swap)')
-    p.add_argument('--mapping', choices=['low', 'high'], default='low', help='whose mapping network and w_avg (default: low)')
+    p.add_argument('--mapping', choices=['low', 'high'], default=None,
+                   help='whose mapping network and w_avg (default: low; pinkney takes low, vtoonify high)')
+    p.add_argument('--mode', choices=BLEND_MODES, default='default',
+                   help="blend recipe (docs/blending.md, 'Blend modes'): default; pinkney = Toonify's blend_models.py "
+                        '(--resolution, --level, --width); vtoonify = VToonify-T (--preset; --low the fine-tune, --high the base)')
+    p.add_argument('--level', type=int, choices=[0, 1], default=None,
+                   help="--mode pinkney: Toonify's level, the swap point's layer in block RES: 0 = Const/Conv0_up, 1 = Conv1/ToRGB (default: 0)")
+    p.add_argument('--preset', choices=sorted(VTOONIFY_PRESETS), default=None,
+                   help='--mode vtoonify: per-layer weights of train_vtoonify_t.py (default: cartoon)')
     p.add_argument('--out', required=True, metavar='PATH', help='the blended generator, as G_ema (.pkl, .pt, .safetensors)')
     p.add_argument('--format', choices=FORMATS, default=None, help='default: from the extension of --out')
     p.add_argument('--preview', default=None, metavar='PNG', help='also write a preview grid here')

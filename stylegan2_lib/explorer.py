@@ -6,7 +6,9 @@
 Sliders: swap resolution ('all high' .. 'all low'), fine-tuning snapshot, blend width, truncation; a seed
 box; which model gives the low layers; 'blend' mode (low | blended | high, one row per seed), 'compare'
 mode (every swap resolution for the chosen snapshot) or 'scores' mode (evaluate.py's heat map, snapshot x swap,
-the sliders' cell framed). A snapshot's label carries its KID and copying flag (run_scores.py: the run's cached
+the sliders' cell framed); 'feature-map swap' renders the blend column as Cartoon-StyleGAN's feature swap (high renders
+with low's feature map after the swap block; blend.feature_swap_images), a render mode, not a network, so the
+export button is disabled while it is on. A snapshot's label carries its KID and copying flag (run_scores.py: the run's cached
 scores, else training --metrics); 'Compute scores' runs evaluate() against the style images (`style_data`, or
 the data the run's options.json records) with a progress bar and caches them with the run, where the next
 explorer finds them; 'Jump to recommended' sets the sliders to the recommended blend. 'Export' says the
@@ -34,6 +36,8 @@ from .summary import export_size_estimate
 MAX_SEEDS = 8
 # ipywidgets 8 clips a slider's readout at 148 px; the snapshot's carries its KID and copy flag.
 READOUT_CSS = '<style>.sg-snapshot .widget-readout { max-width: 300px; }</style>'
+FEATURE_SWAP_NOTE = ('A feature-map swap is a way of rendering the two networks (high renders with low\'s feature map '
+                     'after the swap block), not a network: there is nothing to export. Untick it to export the weight blend.')
 NO_SCORES = 'No scores of the swap points yet: <b>Compute scores</b> measures every snapshot x swap point.'
 FORMATS = [('NVlabs .pkl', 'nvlabs'), ('rosinality .pt', 'rosinality'), ('safetensors', 'native')]
 EXTENSION = {fmt: ext for ext, fmt in reversed(EXTENSIONS.items())}     # the first extension of each format
@@ -76,6 +80,8 @@ class BlendExplorer(widgets.VBox):
         self.psi = widgets.FloatSlider(value=truncation_psi, min=0.0, max=1.0, step=0.05, description='truncation', **slider)
         self.seeds = widgets.Text(value=seeds, description='seeds', continuous_update=False, style=slider['style'])
         self.low_from = widgets.ToggleButtons(options=[('base', True), ('fine-tuned', False)], value=True, description='low layers')
+        self.feature_swap = widgets.Checkbox(value=False, description='feature-map swap (render only, not exportable)',
+                                             indent=False, layout=widgets.Layout(width='420px'))
         self.mode = widgets.ToggleButtons(options=[('low | blend | high', 'blend'), ('compare swaps', 'compare'), ('scores', 'scores')],
                                           value='blend', description='view')
         wide = dict(layout=widgets.Layout(width='190px'))
@@ -101,16 +107,18 @@ class BlendExplorer(widgets.VBox):
         self.columns_box = widgets.HBox([widgets.VBox([self.titles[k], self.images[k]]) for k in ('low', 'blend', 'high')])
         self.compare_box = widgets.VBox([self.compare_image])
         self.scores_box = widgets.VBox([self.scores_caption, self.scores_image])
-        controls = widgets.VBox([widgets.HTML(READOUT_CSS), self.swap, self.snapshot, self.width, self.psi, self.seeds, self.low_from, self.mode,
-                                 widgets.HBox([self.compute_button, self.jump_button]), self.scores_note,
+        controls = widgets.VBox([widgets.HTML(READOUT_CSS), self.swap, self.snapshot, self.width, self.psi, self.seeds, self.low_from, self.feature_swap,
+                                 self.mode, widgets.HBox([self.compute_button, self.jump_button]), self.scores_note,
                                  widgets.HBox([self.format, self.export_button]), self.link, self.messages])
         super().__init__([controls, self.columns_box, self.status])
-        for w in (self.swap, self.snapshot, self.width, self.psi, self.seeds, self.low_from, self.mode):
+        for w in (self.swap, self.snapshot, self.width, self.psi, self.seeds, self.low_from, self.feature_swap, self.mode):
             w.observe(self.update, names='value')
+        self.feature_swap.observe(self._show_export_state, names='value')
         self.export_button.on_click(self._export_clicked)
         self.compute_button.on_click(self._compute_clicked)
         self.jump_button.on_click(lambda _button: self.jump_to_recommended())
         self._show_scores_state()
+        self._show_export_state()
         self.update()
 
     def state(self):
@@ -118,8 +126,10 @@ class BlendExplorer(widgets.VBox):
         seeds = tuple(images.parse_seeds(self.seeds.value))
         if not 1 <= len(seeds) <= MAX_SEEDS:
             raise ValueError(f'give 1 to {MAX_SEEDS} seeds, got {len(seeds)}')
-        return ViewState(snapshot=self.snapshot.value, resolution=self.swap.value, width=float(self.width.value),
-                         truncation_psi=float(self.psi.value), seeds=seeds, base_is_low=self.low_from.value)
+        swap = self.feature_swap.value                    # a feature swap has no width: the blend width is off
+        return ViewState(snapshot=self.snapshot.value, resolution=self.swap.value, width=0.0 if swap else float(self.width.value),
+                         truncation_psi=float(self.psi.value), seeds=seeds, base_is_low=self.low_from.value,
+                         feature_swap=swap)
 
     def update(self, change=None):
         if self._held:
@@ -156,7 +166,7 @@ class BlendExplorer(widgets.VBox):
             return self.scores_box
         current = (self.views.labels[v.snapshot], v.resolution)
         self.scores_image.value = _png(run_scores.scores_figure(self.scores, current))
-        exact = v.width == 0 and v.base_is_low
+        exact = v.width == 0 and v.base_is_low and not v.feature_swap
         self.scores_caption.value = ('Black and white frame: the sliders\' snapshot and swap point; red box: recommended; '
                                      'dots: the Pareto front.' + ('' if exact else ' <i>The scores are of hard swaps with the base\'s '
                                      'low layers: the framed cell is the nearest to the blend shown.</i>'))
@@ -218,7 +228,7 @@ class BlendExplorer(widgets.VBox):
         with self._hold():
             self.snapshot.value = self.views.labels.index(label)
             self.swap.value = resolution
-            self.width.value, self.low_from.value = 0.0, True
+            self.width.value, self.low_from.value, self.feature_swap.value = 0.0, True, False
         return self.state()
 
     def _compute_clicked(self, _button):
@@ -246,13 +256,24 @@ class BlendExplorer(widgets.VBox):
                              f'{html.escape(str(self.scores_dir / run_scores.SCORES_STEM), quote=False)}.json')
         return scores
 
+    def _show_export_state(self, change=None):
+        """The export button is off while the blend column shows a feature-map swap (a render, not a network)."""
+        swap = self.feature_swap.value
+        self.export_button.disabled = self.width.disabled = swap
+        self.export_button.tooltip = FEATURE_SWAP_NOTE if swap else 'write the blend shown, in the chosen format'
+        self.link.value = f'<small>{FEATURE_SWAP_NOTE}</small>' if swap else ''
+
     def _export_clicked(self, _button):
         with self.messages:
             self.export()
 
     def export(self):
-        """Write the current blend into `outdir` in the chosen format and offer it for download."""
+        """Write the current blend into `outdir` in the chosen format and offer it for download; None (and
+        FEATURE_SWAP_NOTE shown) while the blend column is a feature-map swap."""
         v = self.state()
+        if v.feature_swap:
+            self.link.value = f'<small>{FEATURE_SWAP_NOTE}</small>'
+            return None
         fmt = self.format.value
         path = self.outdir / self.views.export_name(v, EXTENSION[fmt])
         estimate = format_size(export_size_estimate(self.views.blended(v), fmt))

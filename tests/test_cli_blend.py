@@ -47,6 +47,14 @@ def render(G, seeds=(0, 1, 2), psi=0.7):
     return G(latents(seeds, G.z_dim), None, truncation_psi=psi, noise_mode='const')
 
 
+def assert_refused(rc, err, words, outdir):
+    """Exit status 1, one line on stderr naming each of `words`, and nothing under `outdir`."""
+    assert rc == 1
+    assert err.startswith('stylegan2-lib: error: ') and len(err.strip().splitlines()) == 1, err
+    assert 'Traceback' not in err and all(w in err for w in words), (words, err)
+    assert not outdir.exists(), files_under(outdir)
+
+
 def assert_same_state(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
@@ -232,12 +240,7 @@ def test_blend_bad_inputs(capsys, tmp_path, tiny32_ck, tiny32_high, case):
         sg.save(low, D=tiny32_ck.D)
         words = [str(low), 'no generator']
     rc, stdout, err = run_main(capsys, 'blend', '--low', low, *high, *extra, '--out', out, '--preview', preview)
-    assert rc == 1
-    assert err.startswith('stylegan2-lib: error: ') and len(err.strip().splitlines()) == 1, err
-    assert 'Traceback' not in err
-    for w in words:
-        assert w in err, (w, err)
-    assert not outdir.exists(), files_under(outdir)
+    assert_refused(rc, err, words, outdir)
 
 
 def test_blend_failed_preview_leaves_nothing(capsys, tmp_path, monkeypatch):
@@ -260,6 +263,72 @@ def test_blend_preview_path_checks(capsys, tmp_path):
         rc, _, err = run_main(capsys, 'blend', '--resolution', 8, '--out', out, '--format', 'native', '--preview', preview)
         assert rc == 1 and words in err, err
         assert sorted(os.listdir(tmp_path)) == ['file']
+
+#----------------------------------------------------------------------------
+# blend --mode pinkney | vtoonify: the file holds sg.blend(..., mode=) computed here; misplaced options refused.
+
+@pytest.mark.parametrize('case', ['pinkney', 'pinkney-level1-smooth', 'vtoonify', 'vtoonify-pixar'])
+def test_blend_modes_write_what_sg_blend_gives(capsys, tmp_path, tiny32_ck, tiny32_high, case):
+    out = tmp_path / 'out' / 'blend.safetensors'
+    if case.startswith('pinkney'):
+        level, width = (1, 0.5) if 'level1' in case else (0, None)
+        argv = ['--low', TINY32, '--high', tiny32_high, '--mode', 'pinkney', '--resolution', 8, '--level', level]
+        argv += ['--width', width] if width else []
+        expected = sg.blend(tiny32_ck.G_ema, tiny32_ck.G, 8, width=width, mode='pinkney', level=level)
+        extra = {'resolution': 8, 'level': level, 'width': width, 'mapping': 'low'}
+    else:
+        preset = 'pixar' if 'pixar' in case else None
+        argv = ['--low', TINY32, '--high', tiny32_high, '--mode', 'vtoonify'] + (['--preset', preset] if preset else [])
+        expected = sg.blend(tiny32_ck.G_ema, tiny32_ck.G, mode='vtoonify', preset=preset or 'cartoon')
+        extra = {'preset': preset or 'cartoon', 'mapping': 'high'}
+    rc, stdout, err = run_main(capsys, 'blend', *argv, '--out', out)
+    assert rc == 0, err
+    assert files_under(tmp_path / 'out') == [out.name]
+    ck = sg.load(out)
+    assert_same_state(ck.G_ema, expected)
+    assert torch.equal(render(ck.G_ema), render(expected))
+    assert ck.meta['blend'] == {'low': TINY32.name, 'high': tiny32_high.name, 'mode': case.split('-')[0], **extra}
+    default = sg.blend(tiny32_ck.G_ema, tiny32_ck.G, 8)                  # the mode made a difference
+    assert not all(torch.equal(t, default.state_dict()[k]) for k, t in expected.state_dict().items())
+    assert 'wrote' in stdout and str(out) in stdout
+
+
+def test_blend_vtoonify_defaults_to_the_demo_pair_fine_tune_first(capsys, tmp_path):
+    out = tmp_path / 'v.safetensors'
+    rc, _, err = run_main(capsys, 'blend', '--mode', 'vtoonify', '--preset', 'comic', '--out', out)
+    assert rc == 0, err
+    expected = sg.blend(sg.load(DEMO_TOON).G_ema, sg.load(DEMO_BASE).G_ema, mode='vtoonify', preset='comic')
+    assert_same_state(sg.load(out).G_ema, expected)
+
+
+@pytest.mark.parametrize('argv, words', [
+    (['--level', 1, '--resolution', 8], ['--level 1', '--mode pinkney', '--mode default']),
+    (['--mode', 'vtoonify', '--level', 1], ['--level 1', '--mode pinkney']),
+    (['--preset', 'pixar', '--resolution', 8], ['--preset pixar', '--mode vtoonify']),
+    (['--mode', 'pinkney', '--resolution', 8, '--preset', 'comic'], ['--preset comic', '--mode vtoonify']),
+    (['--mode', 'vtoonify', '--resolution', 8], ['--resolution 8', '--preset']),
+    (['--mode', 'vtoonify', '--width', 0.5], ['--width 0.5', '--preset']),
+    (['--mode', 'pinkney'], ['--resolution', 'swap point']),
+    (['--mode', 'pinkney', '--resolution', 8, '--mapping', 'high'], ['--mapping high', 'low']),
+    (['--mode', 'vtoonify', '--mapping', 'low'], ['--mapping low', 'high']),
+    (['--mode', 'pinkney', '--resolution', 0], ['--resolution 0', 'not a block resolution']),
+    (['--mode', 'pinkney', '--resolution', 12], ['--resolution 12', 'not a block resolution']),
+    (['--mode', 'pinkney', '--resolution', 8, '--preview', 'PREVIEW'], ['--preview', '--mode pinkney']),
+    (['--resolution', 8, '--mode', 'toonify'], ['--mode', "'toonify'"]),
+    (['--mode', 'vtoonify', '--preset', 'anime'], ['--preset', "'anime'"]),
+    (['--mode', 'pinkney', '--resolution', 8, '--level', 2], ['--level', 'invalid choice: 2']),
+])
+def test_blend_mode_bad_combinations_write_nothing(capsys, tmp_path, tiny32_high, argv, words):
+    outdir = tmp_path / 'out'
+    argv = [outdir / 'p.png' if a == 'PREVIEW' else a for a in argv]
+    try:
+        rc, _, err = run_main(capsys, 'blend', '--low', TINY32, '--high', tiny32_high, *argv, '--out', outdir / 'b.safetensors')
+    except SystemExit as e:                              # argparse's choices: exit status 2, its own one-line error
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert e.code == 2 and 'invalid choice' in err and all(w in err for w in words), err
+        assert not outdir.exists()
+        return
+    assert_refused(rc, err, words, outdir)
 
 #----------------------------------------------------------------------------
 # convert

@@ -13,6 +13,7 @@ pytest.importorskip('ipywidgets')
 
 import stylegan2_lib as sg
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
+from stylegan2_lib.blend import feature_swap_images
 from stylegan2_lib.blend_views import BlendViews, ViewState, swap_choices
 from stylegan2_lib.explorer import BlendExplorer
 from stylegan2_lib.images import seed_latents, to_uint8
@@ -181,3 +182,36 @@ def test_in_colab_the_export_button_starts_the_download(pair, tmp_path, fake_col
     path = tmp_path / 'blend-network-0-swap8.pkl'
     assert fake_colab['downloaded'] == [str(path)]
     assert f'downloading blend-network-0-swap8.pkl ({path.stat().st_size / 2 ** 20:.1f} MiB' in ex.link.value
+
+
+def test_feature_swap_toggle_renders_the_feature_swap_and_refuses_export(pair, tmp_path):
+    """The checkbox turns the blend column into Cartoon-StyleGAN's feature swap (blend.feature_swap_images on the
+    base mapping's w, the same block k), leaves low and high alone, and turns export off with the reason."""
+    base, toon, _ = pair
+    seeds = [0, 2]
+    ex = BlendExplorer(base, {'toon': toon}, seeds='0,2', resolution=8, outdir=tmp_path / 'out')
+    before = {k: im.value for k, im in ex.images.items()}
+    assert not ex.export_button.disabled
+    ex.width.value = 1.0                                 # a feature swap has no width: it must not leak into the render
+    ex.feature_swap.value = True
+    with torch.no_grad():                                # independent render: one w per seed, swap after block 8
+        ws = base.mapping(seed_latents(seeds, base.z_dim), None, truncation_psi=0.7)
+        expected = to_uint8(feature_swap_images(base, toon, ws, 8, noise_mode='const', force_fp32=True))
+    strip, k = decode(ex.images['blend'].value), ex.tile // base.img_resolution
+    for i in range(len(seeds)):
+        tile = strip[i * (ex.tile + 2): i * (ex.tile + 2) + ex.tile, : ex.tile]
+        assert np.array_equal(tile[::k, ::k], expected[i]), i
+    assert not np.array_equal(expected, render(sg.blend(base, toon, 8), base, seeds))   # not the weight swap
+    assert ex.images['low'].value == before['low'] and ex.images['high'].value == before['high']
+    assert ex.titles['blend'].value == '<b>features after 8</b>'
+
+    assert ex.export_button.disabled and 'not a network' in ex.export_button.tooltip
+    assert ex.export() is None and 'not a network' in ex.link.value and 'nothing to export' in ex.link.value
+    assert ex.last_export is None and not (tmp_path / 'out').exists()
+
+    ex.feature_swap.value = False                        # back to the weight blend (width 1), exportable again
+    assert not ex.export_button.disabled and 'not a network' not in ex.link.value
+    ex.width.value = 0.0
+    assert ex.images['blend'].value == before['blend']
+    ex.format.value = 'native'
+    assert sg.load(ex.export()).meta['blend']['resolution'] == 8
