@@ -72,7 +72,7 @@ def upload_files(dest):
 
 # Voila serves a notebook's files under <base>/voila/files/ (those its file_allowlist admits) and tells the
 # kernel so through SERVER_SOFTWARE and VOILA_BASE_URL; Jupyter resolves a relative link itself.
-VOILA_ALLOWLIST = r"['.*\\.(png|jpg|pkl|pt|pth|safetensors|npz)']"
+VOILA_ALLOWLIST = r"['.*\\.(png|jpg|pkl|pt|pth|safetensors|npz|onnx|mp4|gif)']"
 
 def download_link(path):
     """HTML for a link that downloads `path` from a Jupyter or Voila page (`path` under the notebook's folder;
