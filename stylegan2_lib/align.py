@@ -12,11 +12,14 @@ For cartoon/anime faces that face detectors miss, `centre_crop` is the documente
 """
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image
+
+from .files import atomic_write_bytes
 
 #----------------------------------------------------------------------------
 
@@ -172,6 +175,17 @@ class FaceTransform:
         tl, basis = self._basis()
         return tl + (np.asarray(points, np.float64) / crop_size) @ basis.T
 
+    def to_dict(self):
+        """JSON-friendly: what align_folder writes into faces.json for every crop."""
+        return {'quad': self.quad.tolist(), 'photo_size': list(self.photo_size),
+                'landmarks': None if self.landmarks is None else np.asarray(self.landmarks).tolist()}
+
+    @classmethod
+    def from_dict(cls, d):
+        lm = d.get('landmarks')
+        return cls(np.asarray(d['quad'], np.float64).reshape(4, 2), tuple(int(v) for v in d['photo_size']),
+                   None if lm is None else np.asarray(lm, np.float64).reshape(68, 2))
+
     def box(self):
         """(left, top, right, bottom): the photo pixels the crop covers, clipped to the photo."""
         lo, hi = np.floor(self.quad.min(axis=0)).astype(int), np.ceil(self.quad.max(axis=0)).astype(int)
@@ -293,9 +307,17 @@ def centre_crop(image, size=256):
 
 PHOTO_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
 
+FACES_FILE = 'faces.json'    # beside the crops: {crop name: {'photo': path, **FaceTransform.to_dict()}}
+
 class AlignedFolder(NamedTuple):
     written:  list          # paths of the face crops, <photo>_<face index>.png
     faceless: list          # names of the photos in which no face was found
+
+def read_face_transforms(folder):
+    """{crop name: (photo path, FaceTransform)} from the faces.json align_folder wrote in `folder`: where each
+    aligned face came from, to paste its stylised version back (paste_face)."""
+    entries = json.loads((Path(folder) / FACES_FILE).read_text())
+    return {name: (e['photo'], FaceTransform.from_dict(e)) for name, e in entries.items()}
 
 def read_photo(path):
     """A photo as RGB, turned upright by its EXIF orientation; OSError naming the file when unreadable."""
@@ -319,13 +341,22 @@ def align_folder(src, dest, size=256, centre=False, progress=True):
     crops, faceless = {}, []
     for photo in tqdm(photos, desc='align', unit='photo', disable=not progress):
         img = read_photo(photo)
-        found = [centre_crop(img, size)] if centre else [align_with_quad(img, ffhq_quad(lm), size) for lm in face_landmarks(img)]
+        if centre:
+            found = [centre_crop_with_transform(img, size)]
+        else:
+            try:
+                found = align_face_with_transform(img, size, all_faces=True)
+            except NoFaceFound:
+                found = []
         faceless += [photo.name] if not found else []
-        crops.update({f'{photo.stem}_{i:02d}.png': c for i, c in enumerate(found)})
+        crops.update({f'{photo.stem}_{i:02d}.png': (photo, face) for i, face in enumerate(found)})
     if not crops:
         raise ValueError(f'{src}: no face found in any photo (use centre cropping for drawings the detector misses)')
     written = []
-    for name, crop in crops.items():
-        save_image(Path(dest) / name, np.asarray(crop))
+    for name, (_, face) in crops.items():
+        save_image(Path(dest) / name, np.asarray(face.image))
         written.append(Path(dest) / name)
+    # Where every crop came from (the FFHQ quad in the photo, its landmarks), to paste a stylised crop back.
+    faces = {name: {'photo': str(photo.resolve()), **face.transform.to_dict()} for name, (photo, face) in crops.items()}
+    atomic_write_bytes(Path(dest) / FACES_FILE, (json.dumps(faces, indent=1) + '\n').encode())
     return AlignedFolder(written, faceless)

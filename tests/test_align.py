@@ -139,3 +139,27 @@ def test_face_masks():
     assert central[128, 128] == 1 and central[0].max() == 0                     # no landmarks: a central ellipse
     with pytest.raises(ValueError, match="'hull' or 'ellipse'"):
         align.face_mask(t, shape='square')
+
+
+def test_align_folder_records_where_every_face_came_from(tmp_path):
+    pytest.importorskip('dlib')
+    src, dest = tmp_path / 'photos', tmp_path / 'faces'
+    src.mkdir()
+    photos()['grace_hopper'].save(src / 'grace.png')
+    Image.new('RGB', (64, 64), (90, 90, 90)).save(src / 'blank.png')         # no face: listed, no entry
+    result = align.align_folder(src, dest, size=64, progress=False)
+    assert result.faceless == ['blank.png'] and [p.name for p in result.written] == ['grace_00.png']
+    recorded = align.read_face_transforms(dest)
+    assert list(recorded) == ['grace_00.png']
+    photo_path, t = recorded['grace_00.png']
+    assert photo_path == str((src / 'grace.png').resolve())
+    direct = align.align_face_with_transform(Image.open(src / 'grace.png').convert('RGB'), 64)   # computed anew
+    np.testing.assert_allclose(t.quad, direct.transform.quad, atol=1e-9)
+    np.testing.assert_allclose(t.landmarks, direct.transform.landmarks, atol=1e-9)
+    assert t.photo_size == direct.transform.photo_size
+    assert np.array_equal(np.asarray(Image.open(dest / 'grace_00.png')), np.asarray(direct.image))
+    # the crop's corners are the quad's corners in the photo
+    np.testing.assert_allclose(t.to_photo([[0, 0], [0, 64], [64, 64], [64, 0]], 64), t.quad, atol=1e-9)
+    centre = align.align_folder(src / 'blank.png', tmp_path / 'centre', size=32, centre=True, progress=False)
+    _, tc = align.read_face_transforms(tmp_path / 'centre')['blank_00.png']
+    assert centre.written and tc.landmarks is None and tc.quad.tolist() == [[0, 0], [0, 64], [64, 64], [64, 0]]

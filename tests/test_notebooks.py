@@ -18,7 +18,7 @@ papermill = pytest.importorskip('papermill')
 pytest.importorskip('ipykernel')
 
 import stylegan2_lib as sg
-from stylegan2_lib import notebook
+from stylegan2_lib import align, notebook
 from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
 from stylegan2_lib.evaluate import load_scores
 from stylegan2_lib.train import list_snapshots
@@ -173,8 +173,9 @@ def test_the_notebook_kernel_has_only_the_align_and_notebook_extras(kernel):
 
 def test_data_prep_smoke(tmp_path, kernel):
     run('01_data_prep.ipynb', tmp_path, kernel)
-    faces = sorted(p.name for p in (tmp_path / 'smoke' / 'faces').iterdir())
+    faces = sorted(p.name for p in (tmp_path / 'smoke' / 'faces').glob('*.png'))
     assert faces == ['grace_hopper-mirrored_00.png', 'grace_hopper_00.png']      # one face per sample photo
+    assert sorted(align.read_face_transforms(tmp_path / 'smoke' / 'faces')) == faces     # and where each came from
     data = sg.ImageDataset(tmp_path / 'smoke' / 'faces-64.zip', 64)
     assert len(data) == len(faces) and data[0].shape == (3, 64, 64)
 
