@@ -281,4 +281,4 @@ def test_zip_members_of_a_prepared_set_are_pngs(tmp_path, kernel):
         names = sorted(z.namelist())
         info = json.loads(z.read('dataset.json'))
     assert names == [f'{i:08d}.png' for i in range(len(names) - 1)] + ['dataset.json']
-    assert sorted(Path(i['source']).name for i in info['images']) == sorted(p.name for p in (tmp_path / 'smoke' / 'faces').iterdir())
+    assert sorted(Path(i['source']).name for i in info['images']) == sorted(p.name for p in (tmp_path / 'smoke' / 'faces').glob('*.png'))
