@@ -243,18 +243,53 @@ def onnx_options(args, fmt):
         return {}
     return dict(onnx_graph=args.onnx_graph or 'generator', truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff)
 
+def _report_dir(args):
+    if args.report != '':
+        return args.report
+    stem = os.path.normpath(args.src)
+    return (stem[:-4] if stem.lower().endswith('.zip') else stem) + '_report'
+
 def cmd_dataset(args):
-    check_writable(args.dest, 'DEST')
+    from . import dedupe
+    if args.dest is None and args.report is None:
+        raise CLIError('give DEST.zip to write a training zip, or --report [DIR] to see what SRC holds (or both)')
+    if args.dest is not None and args.resolution is None:
+        raise CLIError('DEST.zip needs --resolution RES')
+    if args.dest is None and args.dedupe:
+        raise CLIError('--dedupe leaves duplicates out of DEST.zip: give DEST.zip')
+    if args.threshold is not None and not (args.report is not None or args.dedupe):
+        raise CLIError('--threshold is for --report and --dedupe')
+    if args.dest is not None:
+        check_writable(args.dest, 'DEST')
+    report = _report_dir(args) if args.report is not None else None
+    if report is not None:
+        check_outdir(report, '--report')
+    scan = None
+    if report is not None or args.dedupe:
+        try:
+            threshold = dedupe.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+            scan = dedupe.scan(args.src, threshold=threshold, progress=sys.stderr.isatty())
+        except ValueError as e:    # no images, none readable, a bad --threshold
+            raise CLIError(str(e)) from None
+        print(dedupe.summary(scan))
+    if report is not None:
+        paths = dedupe.write_report(scan, report)
+        print(f'wrote {", ".join(paths)}')
+    if args.dest is None:
+        return 0
+    exclude = scan.duplicates if args.dedupe else ()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            written, skipped = prepare_dataset(args.src, args.dest, args.resolution, progress=sys.stderr.isatty())
+            written, skipped = prepare_dataset(args.src, args.dest, args.resolution, progress=sys.stderr.isatty(),
+                                               exclude=exclude)
     except ValueError as e:        # no images, none readable, a bad --resolution or DEST
         raise CLIError(str(e)) from None
     for w in caught:                # the unreadable files left out, as one line
         print(f'stylegan2-lib: warning: {w.message}', file=sys.stderr)
     print(f'wrote {args.dest}: {written} images ({args.resolution}x{args.resolution}) from {args.src}'
-          + (f'; skipped {skipped} unreadable file{"s" if skipped != 1 else ""}' if skipped else ''))
+          + (f'; skipped {skipped} unreadable file{"s" if skipped != 1 else ""}' if skipped else '')
+          + (f'; left out {len(exclude)} near-duplicate{"s" if len(exclude) != 1 else ""}' if exclude else ''))
     return 0
 
 def cmd_doctor(args):
@@ -580,10 +615,19 @@ def build_parser():
                        description='Read every image of SRC (a folder, searched recursively, or a zip; .jpg .jpeg .png .webp '
                                    '.bmp), apply EXIF orientation, convert to RGB (transparency onto white), centre-crop '
                                    'to a square, resize to RES and write DEST.zip: 00000000.png, ... and dataset.json. '
-                                   'Unreadable files are skipped and listed in one warning.')
+                                   'Unreadable files are skipped and listed in one warning. --report writes what SRC holds '
+                                   '(counts, source sizes, unreadable files, near-duplicate groups by perceptual hash, '
+                                   'mirrored copies included) and contact sheets; nothing is ever deleted.')
     p.add_argument('src', metavar='SRC', help='folder or .zip of images')
-    p.add_argument('dest', metavar='DEST.zip', help='zip file to write (replaced only once complete)')
-    p.add_argument('--resolution', type=int, required=True, metavar='RES', help='image size, a power of two (e.g. 256)')
+    p.add_argument('dest', metavar='DEST.zip', nargs='?', default=None,
+                   help='zip file to write (replaced only once complete); optional with --report')
+    p.add_argument('--resolution', type=int, default=None, metavar='RES', help='image size, a power of two (e.g. 256); needed with DEST.zip')
+    p.add_argument('--report', nargs='?', const='', default=None, metavar='DIR',
+                   help='write report.json, contact_sheet.png and duplicate_groups.png into DIR (default: SRC_report)')
+    p.add_argument('--dedupe', action='store_true',
+                   help='leave near-duplicates out of DEST.zip, keeping one per group (the largest, then the first)')
+    p.add_argument('--threshold', type=int, default=None, metavar='BITS',
+                   help='near-duplicate when perceptual hashes differ in at most BITS of 64 (default 10)')
     p.set_defaults(func=cmd_dataset)
     add_train_parser(sub)
     add_oneshot_parser(sub)

@@ -317,7 +317,7 @@ class PrepareResult(NamedTuple):
     skipped: int
 
 
-def prepare_dataset(src, dest_zip, resolution, progress=True):
+def prepare_dataset(src, dest_zip, resolution, progress=True, exclude=()):
     """Read every image of `src` (a folder or zip) with `load_image` and write them to `dest_zip` as
     PNGs 00000000.png, 00000001.png, ... plus dataset.json (source names, resolution, skipped files;
     `"labels": null`, so NVlabs train.py reads the zip too). Returns (written, skipped) counts.
@@ -325,7 +325,8 @@ def prepare_dataset(src, dest_zip, resolution, progress=True):
     The zip is built in a temporary file beside `dest_zip` and renamed over it only when complete: on
     any error (no readable image, a full disk, Ctrl-C) nothing is written. Unreadable files are left
     out and listed in one UnreadableImagesWarning. `resolution` must be a power of two (4 or more), as
-    StyleGAN2 needs; `dest_zip` must end in .zip and must not be the source.
+    StyleGAN2 needs; `dest_zip` must end in .zip and must not be the source. Source names in `exclude`
+    (e.g. the near-duplicates `dedupe.scan` found) are left out and listed in dataset.json as "excluded".
     """
     resolution = _check_resolution(resolution)
     if resolution < 4 or resolution & (resolution - 1):
@@ -343,10 +344,12 @@ def prepare_dataset(src, dest_zip, resolution, progress=True):
     if not source.names:
         raise ValueError(source.describe())
 
+    excluded = set(exclude) & set(source.names)
+    names = [n for n in source.names if n not in excluded]
     written, skipped = [], []
     try:
         with atomic_open(dest, 'wb') as f, zipfile.ZipFile(f, 'w', compression=zipfile.ZIP_STORED) as zf:
-            for name in tqdm(source.names, desc='dataset', unit='img', disable=not progress):
+            for name in tqdm(names, desc='dataset', unit='img', disable=not progress):
                 try:
                     img = source.load(name, resolution)
                 except Exception as e:
@@ -361,6 +364,8 @@ def prepare_dataset(src, dest_zip, resolution, progress=True):
                 raise _all_bad_error(source, skipped)
             info = {'format': DATASET_FORMAT, 'resolution': resolution, 'source': os.path.basename(os.path.abspath(source.path)),
                     'images': written, 'skipped': [{'source': n, 'reason': r} for n, r in skipped], 'labels': None}
+            if excluded:
+                info['excluded'] = sorted(excluded)
             zf.writestr(zipfile.ZipInfo(DATASET_JSON, date_time=(1980, 1, 1, 0, 0, 0)), json.dumps(info, indent=1).encode())
     finally:
         source.close()

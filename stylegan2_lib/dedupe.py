@@ -1,0 +1,207 @@
+"""Near-duplicate images in a training set, and a report of what the set holds.
+
+Near-identical images (consecutive film frames, re-uploads, re-encodes, mirrored copies) make a small set
+look larger than it is and speed up overfitting. Each image gets a 64-bit DCT perceptual hash (pHash, as
+Zauner 2010 and the `imagehash` package compute it: 32x32 grayscale, 2-D DCT-II, the 8x8 lowest
+frequencies thresholded at their median) of its square thumbnail (`data.load_image`: EXIF orientation,
+RGB, centre crop), and a second hash of the same thumbnail mirrored left-right. Two images are duplicates
+when their hashes, or one's and the other's mirrored hash, differ in at most `threshold` bits; groups are
+the connected components of that relation. One image is kept per group: the largest source (pixels),
+ties going to the first in sorted order.
+
+Nothing here deletes a file: `scan` reads, `write_report` writes a report folder (report.json, a contact
+sheet of the images and one of the duplicate groups), and `prepare_dataset(..., exclude=...)` leaves the
+duplicates out of a prepared zip.
+"""
+
+import io
+import json
+import os
+from collections import Counter
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+from .data import _Source, _EmptyFile, _reason, _all_bad_error, _to_rgb, load_image
+from .files import atomic_write_bytes
+from .images import make_grid, save_image
+
+HASH_SIZE = 8            # 8x8 DCT coefficients -> 64-bit hash
+HASH_INPUT = 32          # the grayscale image the DCT is taken of
+THUMB = 64               # thumbnail side: hashed, and shown in the contact sheets
+DEFAULT_THRESHOLD = 10   # bits of 64; distinct photos differ in ~32, re-encodes/1-2 px shifts in a few
+MAX_SHEET = 400          # images shown in the contact sheet (the first ones)
+MAX_GROUPS = 50          # duplicate groups shown in the groups sheet (the largest ones)
+
+#----------------------------------------------------------------------------
+# DCT perceptual hash (pHash): DCT-II of the 32x32 luminance, top-left 8x8 block, > its median.
+
+def _dct_matrix(n):
+    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing='ij')
+    return np.cos(np.pi * (2 * i + 1) * k / (2 * n))           # [k, i]: unnormalised DCT-II basis
+
+_DCT = _dct_matrix(HASH_INPUT)
+
+def phash(img_uint8):
+    """[H, W, 3] uint8 -> 64 bools (pHash bits, row-major over the 8x8 lowest DCT frequencies)."""
+    gray = Image.fromarray(np.asarray(img_uint8, dtype=np.uint8)).convert('L')
+    a = np.asarray(gray.resize((HASH_INPUT, HASH_INPUT), Image.LANCZOS), dtype=np.float64)
+    low = (_DCT @ a @ _DCT.T)[:HASH_SIZE, :HASH_SIZE].ravel()
+    return low > np.median(low)
+
+def hash_pair(img_uint8):
+    """(hash, hash of the left-right mirror) of one image, each 64 bools."""
+    img = np.asarray(img_uint8)
+    return phash(img), phash(np.ascontiguousarray(img[:, ::-1]))
+
+#----------------------------------------------------------------------------
+
+def group_duplicates(hashes, mirrored, threshold=DEFAULT_THRESHOLD):
+    """[N, 64] bool hashes and mirrored hashes -> list of groups (sorted index lists, size >= 2), in order
+    of their first member. i ~ j when hamming(h_i, h_j) <= threshold or hamming(h_i, m_j) <= threshold."""
+    h = np.asarray(hashes, dtype=bool)
+    m = np.asarray(mirrored, dtype=bool)
+    n = len(h)
+    if n == 0:
+        return []
+    direct = (h[:, None, :] != h[None, :, :]).sum(-1)
+    flipped = (h[:, None, :] != m[None, :, :]).sum(-1)
+    near = np.minimum(direct, flipped) <= threshold
+    parent = list(range(n))
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for i, j in zip(*np.nonzero(np.triu(near, 1))):
+        ri, rj = root(int(i)), root(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    members = {}
+    for i in range(n):
+        members.setdefault(root(i), []).append(i)
+    return [g for _, g in sorted(members.items()) if len(g) > 1]
+
+#----------------------------------------------------------------------------
+
+class Scan(NamedTuple):
+    source: str
+    names: list          # readable images, sorted
+    sizes: list          # (width, height) of each, after EXIF orientation
+    thumbs: np.ndarray   # [N, THUMB, THUMB, 3] uint8
+    skipped: list        # (name, reason) of unreadable files
+    groups: list         # duplicate groups: lists of names, the kept one first
+    threshold: int
+
+    @property
+    def duplicates(self):
+        """Names left out when one image is kept per group."""
+        return [name for g in self.groups for name in g[1:]]
+
+    @property
+    def num_distinct(self):
+        return len(self.names) - len(self.duplicates)
+
+    def resolutions(self):
+        """{'WxH': count}, most common first."""
+        return dict(Counter(f'{w}x{h}' for w, h in self.sizes).most_common())
+
+
+def _read(src, name):
+    data = src.read(name)
+    if not data:
+        raise _EmptyFile()
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        size = img.size
+        return size, load_image(_to_rgb(img), THUMB)
+
+def scan(source, threshold=DEFAULT_THRESHOLD, progress=True):
+    """Read every image of a folder or zip (the `data.ImageDataset` rules), hash it and group near
+    duplicates. Raises ValueError for a source with no images or none readable."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)) or not 0 <= threshold < 64:
+        raise ValueError(f'threshold must be a whole number of bits from 0 to 63, not {threshold!r}')
+    src = _Source(source)
+    try:
+        if not src.names:
+            raise ValueError(src.describe())
+        names, sizes, thumbs, skipped = [], [], [], []
+        for name in tqdm(src.names, desc='scan images', unit='img', disable=not progress, leave=False):
+            try:
+                size, thumb = _read(src, name)
+            except Exception as e:   # PIL raises OSError, ValueError, SyntaxError, EOFError, zlib.error...
+                skipped.append((name, _reason(e)))
+                continue
+            names.append(name)
+            sizes.append(size)
+            thumbs.append(thumb)
+        if not names:
+            raise _all_bad_error(src, skipped)
+    finally:
+        src.close()
+    pairs = [hash_pair(t) for t in thumbs]
+    index_groups = group_duplicates([p[0] for p in pairs], [p[1] for p in pairs], threshold)
+    groups = []
+    for g in index_groups:
+        keep = max(g, key=lambda i: (sizes[i][0] * sizes[i][1], -i))     # largest, then first
+        groups.append([names[keep]] + [names[i] for i in g if i != keep])
+    return Scan(src.path, names, sizes, np.stack(thumbs), skipped, groups, int(threshold))
+
+#----------------------------------------------------------------------------
+# Contact sheets.
+
+def contact_sheet(scan_, limit=MAX_SHEET):
+    """The first `limit` thumbnails in one grid (make_grid: ceil(sqrt(n)) columns, 2 px white gaps)."""
+    return make_grid(scan_.thumbs[:limit])
+
+def groups_sheet(scan_, limit=MAX_GROUPS):
+    """One row per duplicate group (the kept image first, then its duplicates; white where a row is
+    shorter), the `limit` largest groups; None when there are no duplicates."""
+    groups = sorted(scan_.groups, key=len, reverse=True)[:limit]
+    if not groups:
+        return None
+    index = {name: i for i, name in enumerate(scan_.names)}
+    cols = max(len(g) for g in groups)
+    blank = np.full((THUMB, THUMB, 3), 255, np.uint8)
+    tiles = [scan_.thumbs[index[g[k]]] if k < len(g) else blank for g in groups for k in range(cols)]
+    return make_grid(np.stack(tiles), cols=cols)
+
+REPORT_JSON, SHEET_PNG, GROUPS_PNG = 'report.json', 'contact_sheet.png', 'duplicate_groups.png'
+
+def report_dict(scan_):
+    return {'source': scan_.source, 'images': len(scan_.names), 'distinct': scan_.num_distinct,
+            'duplicates': len(scan_.duplicates), 'threshold_bits': scan_.threshold,
+            'resolutions': scan_.resolutions(),
+            'unreadable': [{'file': n, 'reason': r} for n, r in scan_.skipped],
+            'groups': [{'keep': g[0], 'duplicates': g[1:]} for g in scan_.groups]}
+
+def write_report(scan_, outdir):
+    """Write report.json, contact_sheet.png and (when there are duplicates) duplicate_groups.png into
+    `outdir`, each atomically. Returns the paths written."""
+    os.makedirs(outdir, exist_ok=True)
+    paths = [os.path.join(outdir, SHEET_PNG)]
+    save_image(paths[0], contact_sheet(scan_))
+    sheet = groups_sheet(scan_)
+    stale = os.path.join(outdir, GROUPS_PNG)
+    if sheet is not None:
+        save_image(stale, sheet)
+        paths.append(stale)
+    elif os.path.exists(stale):
+        os.remove(stale)             # an older report's groups must not pass for this one's
+    paths.append(os.path.join(outdir, REPORT_JSON))
+    atomic_write_bytes(paths[-1], (json.dumps(report_dict(scan_), indent=1) + '\n').encode())
+    return paths
+
+def summary(scan_):
+    """A few printable lines: counts, resolutions, unreadable files, duplicate groups."""
+    res = scan_.resolutions()
+    shown = ', '.join(f'{k} ({v})' for k, v in list(res.items())[:8]) + (f', ... {len(res) - 8} more' if len(res) > 8 else '')
+    lines = [f'{scan_.source}: {len(scan_.names)} images, {scan_.num_distinct} distinct '
+             f'({len(scan_.duplicates)} near-duplicates in {len(scan_.groups)} groups, threshold {scan_.threshold} bits)',
+             f'  source sizes: {shown}']
+    if scan_.skipped:
+        lines.append(f'  unreadable: {len(scan_.skipped)} file{"s" if len(scan_.skipped) != 1 else ""}')
+    return '\n'.join(lines)
