@@ -58,25 +58,35 @@ def hash_pair(img_uint8):
 
 #----------------------------------------------------------------------------
 
+_POPCOUNT = np.array([bin(i).count('1') for i in range(256)], dtype=np.uint8)
+_CHUNK = 256             # rows compared at once: memory ~ _CHUNK * N * 8 bytes, not N * N * 64
+
+def _near_pairs(h, m, threshold):
+    """(i, j), i != j, whose packed hashes h[i], h[j] (or h[i], m[j]) differ in <= threshold bits."""
+    pairs = []
+    for start in range(0, len(h), _CHUNK):
+        rows = h[start:start + _CHUNK, None, :]
+        dist = np.minimum(_POPCOUNT[rows ^ h[None]].sum(-1, dtype=np.int32),
+                          _POPCOUNT[rows ^ m[None]].sum(-1, dtype=np.int32))
+        i, j = np.nonzero(dist <= threshold)
+        keep = start + i != j
+        pairs.extend(zip((start + i[keep]).tolist(), j[keep].tolist()))
+    return pairs
+
 def group_duplicates(hashes, mirrored, threshold=DEFAULT_THRESHOLD):
     """[N, 64] bool hashes and mirrored hashes -> list of groups (sorted index lists, size >= 2), in order
-    of their first member. i ~ j when hamming(h_i, h_j) <= threshold or hamming(h_i, m_j) <= threshold."""
-    h = np.asarray(hashes, dtype=bool)
-    m = np.asarray(mirrored, dtype=bool)
+    of their first member. i ~ j when hamming(h_i, h_j), hamming(h_i, m_j) or hamming(m_i, h_j) <= threshold."""
+    h = np.packbits(np.asarray(hashes, dtype=bool).reshape(-1, 64), axis=1)    # [N, 8] uint8
+    m = np.packbits(np.asarray(mirrored, dtype=bool).reshape(-1, 64), axis=1)
     n = len(h)
-    if n == 0:
-        return []
-    direct = (h[:, None, :] != h[None, :, :]).sum(-1)
-    flipped = (h[:, None, :] != m[None, :, :]).sum(-1)
-    near = np.minimum(direct, flipped) <= threshold
     parent = list(range(n))
     def root(i):
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
-    for i, j in zip(*np.nonzero(np.triu(near, 1))):
-        ri, rj = root(int(i)), root(int(j))
+    for i, j in _near_pairs(h, m, threshold):
+        ri, rj = root(i), root(j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
     members = {}

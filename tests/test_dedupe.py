@@ -168,3 +168,35 @@ def test_hash_group_maths():
     assert dedupe.group_duplicates(h, m, threshold=4) == []
     m[2] = h[0]               # 2 mirrored is 0
     assert dedupe.group_duplicates(h, m, threshold=0) == [[0, 2]]
+    m, m[0] = h.copy(), h[2]  # 0 mirrored is 2: the same group, found from the other side
+    assert dedupe.group_duplicates(h, m, threshold=0) == [[0, 2]]
+
+
+def test_grouping_across_chunks_matches_the_direct_rule(monkeypatch):
+    rng = np.random.default_rng(1)
+    base = rng.random((5, 64)) < 0.5
+    h = np.repeat(base, 4, axis=0)
+    for k in range(len(h)):                           # each copy 0-3 bits away from its base
+        h[k, rng.choice(64, k % 4, replace=False)] ^= True
+    h = h[rng.permutation(len(h))]
+    m = rng.random(h.shape) < 0.5
+    m[7], m[3] = h[2], h[15]                          # mirrors that match another image (either order)
+    m[3, :2] ^= True
+    monkeypatch.setattr(dedupe, '_CHUNK', 3)
+    groups = dedupe.group_duplicates(h, m, threshold=6)
+    d = np.minimum((h[:, None] != h[None]).sum(-1), (h[:, None] != m[None]).sum(-1))
+    comp = {}
+    for i in range(len(h)):                           # components of the direct rule, by flood fill
+        if i in comp:
+            continue
+        comp[i], todo = i, [i]
+        while todo:
+            a = todo.pop()
+            for b in np.nonzero((d[a] <= 6) | (d[:, a] <= 6))[0]:
+                if int(b) not in comp:
+                    comp[int(b)] = i
+                    todo.append(int(b))
+    expected = {}
+    for i, r in comp.items():
+        expected.setdefault(r, []).append(i)
+    assert groups == sorted(sorted(g) for g in expected.values() if len(g) > 1)
