@@ -19,7 +19,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from PIL import Image
 
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_json_object
 
 #----------------------------------------------------------------------------
 
@@ -316,8 +316,11 @@ class AlignedFolder(NamedTuple):
 def read_face_transforms(folder):
     """{crop name: (photo path, FaceTransform)} from the faces.json align_folder wrote in `folder`: where each
     aligned face came from, to paste its stylised version back (paste_face)."""
-    entries = json.loads((Path(folder) / FACES_FILE).read_text())
-    return {name: (e['photo'], FaceTransform.from_dict(e)) for name, e in entries.items()}
+    path = Path(folder) / FACES_FILE
+    try:
+        return {str(name): (str(e['photo']), FaceTransform.from_dict(e)) for name, e in read_json_object(path).items()}
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ValueError(f'{path}: not the faces.json align_folder writes ({str(e)[:200]})') from None
 
 def read_photo(path):
     """A photo as RGB, turned upright by its EXIF orientation; OSError naming the file when unreadable."""

@@ -34,7 +34,7 @@ from . import figures, images, metrics
 from .assets import DEMO_BASE, DEMO_TOON
 from .blend_views import BlendViews, ViewState
 from .data import ImageDataset
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_json_object
 from .samples import demo_dataset
 from .train.state import OPTIONS_FILE, read_json
 
@@ -136,8 +136,12 @@ class Scores:
         return paths
 
 def load_scores(path):
-    """The Scores a save() wrote (its .json)."""
-    return Scores.from_dict(json.loads(Path(path).read_text()))
+    """The Scores a save() wrote (its .json); ValueError naming the file for anything else."""
+    d = read_json_object(path)
+    try:
+        return Scores.from_dict(d)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise ValueError(f'{path}: not the scores evaluate writes ({type(e).__name__}: {str(e)[:200]})') from None
 
 #----------------------------------------------------------------------------
 # A training run records what it was fine-tuned from and on: evaluate needs nothing else.

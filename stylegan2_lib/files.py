@@ -87,3 +87,27 @@ def format_size(num_bytes):
         if size < 1024 or unit == 'GiB':
             return f'{int(size)} bytes' if unit == 'bytes' else f'{size:.1f} {unit}'
         size /= 1024
+
+#----------------------------------------------------------------------------
+# Reading the small JSON files the library writes itself (scores.json, faces.json), which a user may still have
+# edited, truncated or been sent: bounded in size, every failure a ValueError naming the file.
+
+MAX_JSON_BYTES = 64 << 20
+
+def read_json_object(path, max_bytes=MAX_JSON_BYTES):
+    """The dict in a JSON file; ValueError naming the file when it is larger than max_bytes, not UTF-8 JSON,
+    nested too deeply for the parser, or not an object at the top."""
+    import json
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise ValueError(f'{path}: {format_size(size)} is too large for this JSON file (at most {format_size(max_bytes)})')
+    try:
+        with open(path, 'rb') as f:
+            value = json.loads(f.read(max_bytes + 1).decode('utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f'{path}: not a JSON file ({str(e)[:200]})') from None
+    except RecursionError:
+        raise ValueError(f'{path}: JSON nested too deeply') from None
+    if not isinstance(value, dict):
+        raise ValueError(f'{path}: expected a JSON object at the top, got {type(value).__name__}')
+    return value

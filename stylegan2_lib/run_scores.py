@@ -16,6 +16,7 @@ written atomically), or in the explorer's `outdir` when they come from no run.
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 from safetensors import safe_open
@@ -57,7 +58,11 @@ def cached_scores(folder, views):
     path = Path(folder) / f'{SCORES_STEM}.json' if folder is not None else None
     if path is None or not path.is_file():
         return None
-    scores = load_scores(path)
+    try:
+        scores = load_scores(path)
+    except ValueError as e:                 # a damaged cache is not an error: the scores are computed again
+        warnings.warn(f'ignoring the cached scores: {e}')
+        return None
     same = scores.labels == list(views.labels) and [tuple(c) for c in scores.choices] == [tuple(c) for c in views.choices]
     return scores if same else None
 
