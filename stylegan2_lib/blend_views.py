@@ -68,7 +68,7 @@ class _LRU(collections.OrderedDict):
 #----------------------------------------------------------------------------
 # Snapshot sources: a run directory, a list of files, or {label: Generator or file}.
 
-def _snapshot_entries(snapshots):
+def snapshot_entries(snapshots):
     if isinstance(snapshots, (str, os.PathLike)) and is_run_dir(snapshots):
         found = list_snapshots(snapshots)
         if not found:
@@ -85,7 +85,7 @@ def _snapshot_entries(snapshots):
         raise ValueError('give at least one fine-tuned snapshot')
     return entries
 
-def _as_generator(source, device):
+def as_generator(source, device):
     if isinstance(source, Generator):
         return source.to(device).eval().requires_grad_(False)
     G = load(source, device=device).generator
@@ -104,10 +104,10 @@ class BlendViews:
 
     def __init__(self, base, snapshots, device=None, max_generators=4, max_blends=12, max_images=256):
         self.device = default_device(device)
-        self.base = _as_generator(base, self.device)
+        self.base = as_generator(base, self.device)
         if self.base.c_dim:
             raise ValueError(f'the explorer renders unconditional generators; this one has c_dim {self.base.c_dim}')
-        entries = _snapshot_entries(snapshots)
+        entries = snapshot_entries(snapshots)
         self.labels = [label for label, _ in entries]
         self.sources = [source for _, source in entries]     # per snapshot: its file, or the Generator given
         self._generators = _LRU(max_generators)
@@ -122,7 +122,7 @@ class BlendViews:
     def generator(self, snapshot):
         i = self._index(snapshot)
         def make():
-            G = _as_generator(self.sources[i], self.device)
+            G = as_generator(self.sources[i], self.device)
             check_same_architecture(self.base, G)
             return G
         return self._generators.get_or_make(i, make)

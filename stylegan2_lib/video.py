@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from . import files, images
 from .blend import blended_state, check_same_architecture, layer_names, layer_position
-from .blend_views import _as_generator, _snapshot_entries
+from .blend_views import as_generator, snapshot_entries
 from .devices import default_device
 from .train.state import list_snapshots
 
@@ -123,7 +123,7 @@ def snapshot_sources(snapshots):
         if not found:
             raise ValueError(f'{snapshots}: no network snapshots (network-snapshot-*.safetensors) in this folder')
         return [(f'epoch {epoch} ({kimg:g} kimg)', path) for kimg, epoch, path in found]
-    return _snapshot_entries(snapshots)
+    return snapshot_entries(snapshots)
 
 def snapshot_frames(snapshots, seeds, hold=6, truncation_psi=0.7, label=True, min_tile=128, cols=None, device=None):
     """One seed grid per snapshot (each its own z -> image, as its sample grid), shown for `hold` frames, with a
@@ -137,7 +137,7 @@ def snapshot_frames(snapshots, seeds, hold=6, truncation_psi=0.7, label=True, mi
     def make():
         size = None
         for text, source in entries:
-            G = _as_generator(source, device)
+            G = as_generator(source, device)
             if size is None:
                 size = G.img_resolution
             elif G.img_resolution != size:
