@@ -1,7 +1,7 @@
 """Command line: `stylegan2-lib info | generate | blend | demo | evaluate | convert | dataset | train | oneshot | align |
-stylize | video | doctor`
-(also `python -m stylegan2_lib`; align and stylize live in cli_photo.py, video in cli_video.py, the checks they
-share in cli_common.py).
+stylize | video | frames | doctor`
+(also `python -m stylegan2_lib`; align and stylize live in cli_photo.py, video in cli_video.py, frames in
+cli_frames.py, the checks they share in cli_common.py).
 
 Thin wrappers over library functions; every expected failure (unreadable checkpoint, bad seeds, no CUDA,
 a blend or export that cannot work) is one line on stderr (cli_common.CLIError) and exit status 1, without
@@ -25,6 +25,7 @@ from .checkpoints.onnx import GRAPHS as ONNX_GRAPHS
 from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_width, check_writable,
                          export_quietly, export_with_preview, load_generator, load_generator_pair, load_with_generator,
                          output_format)
+from .cli_frames import add_parsers as add_frames_parsers
 from .cli_photo import add_parsers as add_photo_parsers, read_photo
 from .cli_video import add_parsers as add_video_parsers, demo_video
 from .data import prepare_dataset
@@ -633,6 +634,7 @@ def build_parser():
     add_oneshot_parser(sub)
     add_photo_parsers(sub)
     add_video_parsers(sub)
+    add_frames_parsers(sub)
 
     p = sub.add_parser('doctor', help='what this machine has (versions, GPU, kernel build): paste it into a bug report',
                        description='Print the library version, Python, PyTorch and its CUDA, the GPU (compute capability, '

@@ -12,13 +12,13 @@ PKG = Path(__file__).resolve().parents[1] / 'stylegan2_lib'
 # The layers, as the README's "Imports point one way" paragraph lists them (test_readme_lists_the_layers).
 LAYERS = {
     'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0, 'devices': 0, 'downloads': 0,
-    'layers': 1, 'images': 1, 'data': 1, 'dedupe': 1, 'align': 1, 'figures': 1,
+    'layers': 1, 'images': 1, 'data': 1, 'dedupe': 1, 'frames': 1, 'align': 1, 'figures': 1,
     'generator': 2,
     'discriminator': 3,
     'checkpoints': 4, 'blend': 4, 'perceptual': 4,
     'project': 5, 'train': 5, 'summary': 5, 'blend_views': 5, 'notebook': 5, 'cli_common': 5, 'samples': 5, 'metrics': 5,
     'stylize': 6, 'cli_photo': 6, 'doctor': 6, 'explorer': 6, 'cli': 6, 'evaluate': 6, 'run_scores': 6, 'oneshot': 6,
-    'video': 6, 'cli_video': 6,
+    'video': 6, 'cli_video': 6, 'cli_frames': 6,
     '__main__': 7,
     '__init__': 8,
 }
