@@ -8,7 +8,13 @@ reflect-pad with a blurred, median-faded border -> quad transform -> resize.
 so a projected photo looks like the generator's training data (a user's most common cause of poor
 projections). Landmarks come from dlib's 68-point shape predictor with the `face-recognition-models`
 data (`pip install .[align]`; Colab ships dlib), imported only when alignment runs.
-For cartoon/anime faces that face detectors miss, `centre_crop` is the documented fallback.
+
+Drawn (anime / cartoon) faces, which dlib does not find, are detected by AnimeFace's detector
+(anime_detect, `pip install .[anime]`) and aligned by the same quad from its eye and mouth centres
+(drawn_quad): eyes level, a quarter of the crop apart (when the eyes set the scale, as they do in drawn faces,
+whose eyes are large and mouths close below them), a little above the centre, which keeps the hair above and
+the chin below; the crop is widened where the chin would come closer than a tenth of the side to its bottom.
+`centre_crop` remains the fallback for drawings neither detector finds.
 """
 
 import dataclasses
@@ -72,17 +78,30 @@ class Quad:
 
 def ffhq_quad(landmarks):
     lm = np.asarray(landmarks, dtype=np.float64)
-    eye_left, eye_right = lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)
+    return eye_mouth_quad(lm[36:42].mean(axis=0), lm[42:48].mean(axis=0), (lm[48] + lm[54]) * 0.5)
+
+def eye_mouth_quad(eye_left, eye_right, mouth, chin=None, chin_margin=0.1):
+    """The FFHQ quad from the centres of the eyes (eye_left on the image's left) and of the mouth. With `chin`
+    (a point), the quad is widened about its centre where needed so that the chin lies at least chin_margin of
+    the side above the bottom edge (drawn faces)."""
+    eye_left, eye_right, mouth = (np.asarray(p, np.float64) for p in (eye_left, eye_right, mouth))
     eye_avg = (eye_left + eye_right) * 0.5
     eye_to_eye = eye_right - eye_left
-    mouth_avg = (lm[48] + lm[54]) * 0.5
-    eye_to_mouth = mouth_avg - eye_avg
+    eye_to_mouth = mouth - eye_avg
     x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
     x /= np.hypot(*x)
     x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
     y = np.flipud(x) * [-1, 1]
     c = eye_avg + eye_to_mouth * 0.1
+    if chin is not None:
+        half = np.hypot(*x)
+        below = float((np.asarray(chin, np.float64) - c) @ y) / half      # the chin's distance below c along y
+        x, y = (v * max(1.0, below / (half * (1 - 2 * chin_margin))) for v in (x, y))
     return Quad(np.stack([c - x - y, c - x + y, c + x + y, c + x - y]), float(np.hypot(*x) * 2))
+
+def drawn_quad(face):
+    """The quad of a drawn face (anime_detect.DrawnFace): FFHQ's, from its eye and mouth centres, its chin kept."""
+    return eye_mouth_quad(face.eye_left, face.eye_right, face.mouth, chin=face.chin)
 
 #----------------------------------------------------------------------------
 # The image operations of the recipe.
@@ -203,6 +222,13 @@ class FaceTransform:
 class AlignedFace(NamedTuple):
     image:     Image.Image                  # the FFHQ-aligned crop
     transform: FaceTransform                # where it came from
+    detection: Optional[dict] = None        # a drawn face's detector output (anime_detect.DrawnFace.to_dict())
+
+    @property
+    def source_size(self):
+        """The crop's side in the photo's pixels: below the output size the face was upscaled."""
+        tl, bl, _, tr = self.transform.quad
+        return float(min(np.hypot(*(tr - tl)), np.hypot(*(bl - tl))))
 
 def align_face_with_transform(image, size=256, all_faces=False):
     """align_face, each crop with its FaceTransform: an AlignedFace, or a list of them (largest face first)."""
@@ -214,6 +240,24 @@ def align_face_with_transform(image, size=256, all_faces=False):
     for lm in landmarks:
         crop, quad = _align_with_quad(img, ffhq_quad(lm), size)
         faces.append(AlignedFace(crop, FaceTransform(quad, img.size, lm)))
+    return faces if all_faces else faces[0]
+
+def align_drawn_face_with_transform(image, size=256, all_faces=False):
+    """align_face_with_transform for drawn faces: AnimeFace's detector, drawn_quad, the FFHQ recipe's crop.
+    Each AlignedFace carries its detection (score, face box, eye, mouth, nose, chin points). Raises NoFaceFound
+    when the detector finds none, anime_detect.DetectorUnavailable without the animeface wheel."""
+    from . import anime_detect
+    img = as_rgb(image)
+    try:
+        detected = anime_detect.detect(img)
+    except anime_detect.DetectorUnavailable as e:
+        raise AlignmentUnavailable(str(e)) from None
+    if not detected:
+        raise NoFaceFound('no drawn face found in the image')
+    faces = []
+    for face in detected:
+        crop, quad = _align_with_quad(img, drawn_quad(face), size)
+        faces.append(AlignedFace(crop, FaceTransform(quad, img.size), face.to_dict()))
     return faces if all_faces else faces[0]
 
 def centre_crop_with_transform(image, size=256):
@@ -307,11 +351,15 @@ def centre_crop(image, size=256):
 
 PHOTO_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp')
 
-FACES_FILE = 'faces.json'    # beside the crops: {crop name: {'photo': path, **FaceTransform.to_dict()}}
+FACES_FILE = 'faces.json'           # beside the crops: {crop name: {'photo': path, **FaceTransform.to_dict()}}
+ALIGNMENT_FILE = 'alignment.json'   # beside the crops: how the folder was made, what was found and what was not
+
+ALIGN_MODES = ('photo', 'anime', 'centre')
 
 class AlignedFolder(NamedTuple):
-    written:  list          # paths of the face crops, <photo>_<face index>.png
-    faceless: list          # names of the photos in which no face was found
+    written:   list         # paths of the face crops, <photo>_<face index>.png
+    faceless:  list         # names of the photos in which no face was found
+    too_small: list = []    # {'photo', 'face', 'source_px'}: faces smaller than the output, left out (not upscaled)
 
 def read_face_transforms(folder):
     """{crop name: (photo path, FaceTransform)} from the faces.json align_folder wrote in `folder`: where each
@@ -322,6 +370,23 @@ def read_face_transforms(folder):
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ValueError(f'{path}: not the faces.json align_folder writes ({str(e)[:200]})') from None
 
+def read_alignment_record(folder):
+    """The counts align_folder wrote in `folder`'s alignment.json ({'mode', 'size', 'photos', 'detected',
+    'failed', 'too_small', 'written'}, each count an int), or None when the folder has none.
+    ValueError naming the file when it is not one align_folder writes."""
+    path = Path(folder) / ALIGNMENT_FILE
+    if not path.is_file():
+        return None
+    record = read_json_object(path)
+    keys = ('photos', 'detected', 'failed', 'too_small', 'written')
+    try:
+        counts = {k: record[k] if isinstance(record[k], int) else len(record[k]) for k in keys}
+        if any(isinstance(v, bool) or v < 0 for v in counts.values()) or record['mode'] not in ALIGN_MODES:
+            raise ValueError('bad counts or mode')
+        return {'mode': record['mode'], 'size': int(record['size']), **counts}
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f'{path}: not the alignment.json align_folder writes ({str(e)[:200]})') from None
+
 def read_photo(path):
     """A photo as RGB, turned upright by its EXIF orientation; OSError naming the file when unreadable."""
     from PIL import ImageOps, UnidentifiedImageError
@@ -331,35 +396,57 @@ def read_photo(path):
     except (OSError, UnidentifiedImageError) as e:
         raise OSError(f'{path}: cannot read the photo ({e})') from None
 
-def align_folder(src, dest, size=256, centre=False, progress=True):
-    """Every face of every photo in `src` (a photo or a folder, searched recursively), FFHQ-aligned, or the
-    centred square with centre=True (cartoon faces the detector misses), written to `dest` as PNGs. All
-    photos are read before anything is written. Raises ValueError when there is no photo or no face at all."""
+def _faces_in(img, mode, size):
+    if mode == 'centre':
+        return [centre_crop_with_transform(img, size)]
+    try:
+        return (align_drawn_face_with_transform if mode == 'anime' else align_face_with_transform)(img, size, all_faces=True)
+    except NoFaceFound:
+        return []
+
+def align_folder(src, dest, size=256, centre=False, progress=True, mode=None, allow_upscale=False):
+    """Every face of every photo in `src` (a photo or a folder, searched recursively), written to `dest` as
+    PNGs: mode 'photo' (the default) FFHQ-aligned with dlib, 'anime' drawn faces found by AnimeFace's detector
+    and aligned by drawn_quad, 'centre' the centred square (centre=True is the same). A face whose crop covers
+    fewer than `size` pixels of its photo is left out and listed (too_small), unless allow_upscale. Beside the
+    crops: faces.json (where each came from; a drawn face's detection) and alignment.json (the mode, the photos
+    with and without a face, the faces too small). All photos are read before anything is written. Raises
+    ValueError when there is no photo, or no face to write."""
     from tqdm.auto import tqdm
     from .images import save_image
+    mode = 'centre' if centre else (mode or 'photo')
+    if mode not in ALIGN_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ALIGN_MODES)}, not {mode!r}")
     src = Path(src)
     photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS)
     if not photos:
         raise ValueError(f'{src}: no photos ({" ".join(PHOTO_EXTENSIONS)})')
-    crops, faceless = {}, []
-    for photo in tqdm(photos, desc='align', unit='photo', disable=not progress):
-        img = read_photo(photo)
-        if centre:
-            found = [centre_crop_with_transform(img, size)]
-        else:
-            try:
-                found = align_face_with_transform(img, size, all_faces=True)
-            except NoFaceFound:
-                found = []
+    crops, faceless, too_small = {}, [], []
+    for photo in tqdm(photos, desc=f'align ({mode})', unit='photo', disable=not progress):
+        found = _faces_in(read_photo(photo), mode, size)
         faceless += [photo.name] if not found else []
-        crops.update({f'{photo.stem}_{i:02d}.png': (photo, face) for i, face in enumerate(found)})
+        for i, face in enumerate(found):
+            if face.source_size < size and not allow_upscale:
+                too_small.append({'photo': photo.name, 'face': i, 'source_px': round(face.source_size, 1)})
+            else:
+                crops[f'{photo.stem}_{i:02d}.png'] = (photo, face)
     if not crops:
-        raise ValueError(f'{src}: no face found in any photo (use centre cropping for drawings the detector misses)')
+        what = 'drawn face' if mode == 'anime' else 'face'
+        if too_small:
+            raise ValueError(f'{src}: every {what} found ({len(too_small)}) covers fewer than {size} px of its photo; '
+                             f'align at a smaller size, or allow upscaling')
+        raise ValueError(f'{src}: no {what} found in any photo (use centre cropping for drawings the detector misses)')
     written = []
     for name, (_, face) in crops.items():
         save_image(Path(dest) / name, np.asarray(face.image))
         written.append(Path(dest) / name)
-    # Where every crop came from (the FFHQ quad in the photo, its landmarks), to paste a stylised crop back.
-    faces = {name: {'photo': str(photo.resolve()), **face.transform.to_dict()} for name, (photo, face) in crops.items()}
+    # Where every crop came from (the FFHQ quad in the photo, its landmarks or detection, its pixels in the
+    # photo), to paste a stylised crop back and to see the crops' quality.
+    faces = {name: {'photo': str(photo.resolve()), **face.transform.to_dict(), 'source_px': round(face.source_size, 1),
+                    **({'detection': face.detection} if face.detection else {})}
+             for name, (photo, face) in crops.items()}
     atomic_write_bytes(Path(dest) / FACES_FILE, (json.dumps(faces, indent=1) + '\n').encode())
-    return AlignedFolder(written, faceless)
+    record = {'mode': mode, 'size': size, 'allow_upscale': bool(allow_upscale), 'photos': len(photos),
+              'detected': len(photos) - len(faceless), 'written': len(written), 'failed': faceless, 'too_small': too_small}
+    atomic_write_bytes(Path(dest) / ALIGNMENT_FILE, (json.dumps(record, indent=1) + '\n').encode())
+    return AlignedFolder(written, faceless, too_small)

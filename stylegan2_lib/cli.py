@@ -269,7 +269,7 @@ def cmd_dataset(args):
     if report is not None or args.dedupe:
         try:
             threshold = dedupe.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-            scan = dedupe.scan(args.src, threshold=threshold, progress=sys.stderr.isatty())
+            scan = _printing_warnings(dedupe.scan, args.src, threshold=threshold, progress=sys.stderr.isatty())
         except ValueError as e:    # no images, none readable, a bad --threshold
             raise CLIError(str(e)) from None
         print(dedupe.summary(scan))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import images
-from .align import AlignmentUnavailable, NoFaceFound, align_folder
+from .align import ALIGNMENT_FILE, AlignmentUnavailable, NoFaceFound, align_folder
 from .align import read_photo as _read_photo
 from .cli_common import CLIError, add_device_option, load_generator, load_with_generator
 from .project import save_projected_w
@@ -22,19 +22,31 @@ def read_photo(path):
 
 #----------------------------------------------------------------------------
 
+def _listed(names, limit=20):
+    return ', '.join(names[:limit]) + (' ...' if len(names) > limit else '')
+
 def cmd_align(args):
-    """Every face of every photo, FFHQ-aligned (or centre-cropped); photos without a face are listed."""
+    """Every face of every photo, FFHQ-aligned (drawn faces with --anime, or centre-cropped); photos without a
+    face and faces too small for --size are listed."""
+    mode = 'centre' if args.centre_crop else 'anime' if args.anime else 'photo'
     try:
-        result = align_folder(args.src, args.dest, args.size, centre=args.centre_crop, progress=False)
+        result = align_folder(args.src, args.dest, args.size, mode=mode, allow_upscale=args.allow_upscale, progress=False)
     except (AlignmentUnavailable, OSError) as e:
         raise CLIError(str(e)) from None
     except ValueError as e:
-        raise CLIError(str(e).replace('centre cropping', '--centre-crop')) from None
-    faceless = result.faceless
+        raise CLIError(str(e).replace('centre cropping', '--centre-crop')
+                       .replace('allow upscaling', f'--allow-upscale (or a --size below {args.size})')) from None
+    faceless, small = result.faceless, result.too_small
     if faceless:
-        print(f'stylegan2-lib: warning: no face found in {len(faceless)} photo(s), skipped: {", ".join(faceless[:20])}'
-              + (' ...' if len(faceless) > 20 else ''), file=sys.stderr)
-    print(f'wrote {len(result.written)} aligned {args.size}x{args.size} face(s) to {args.dest}')
+        print(f'stylegan2-lib: warning: no face found in {len(faceless)} photo(s), skipped: {_listed(faceless)}'
+              + ('; --centre-crop takes the centred square instead' if mode == 'anime' else ''), file=sys.stderr)
+    if small:
+        names = [f'{f["photo"]} ({f["source_px"]:.0f} px)' for f in small]
+        print(f'stylegan2-lib: warning: {len(small)} face(s) cover fewer than {args.size} px of their photo, left out '
+              f'(--allow-upscale keeps them): {_listed(names)}', file=sys.stderr)
+    what = {'photo': 'aligned', 'anime': 'aligned drawn', 'centre': 'centre-cropped'}[mode]
+    print(f'wrote {len(result.written)} {what} {args.size}x{args.size} face(s) to {args.dest} '
+          f'(and {ALIGNMENT_FILE}: photos with and without a face, faces too small)')
     return 0
 
 def cmd_stylize(args):
@@ -74,14 +86,22 @@ def cmd_stylize(args):
 #----------------------------------------------------------------------------
 
 def add_parsers(sub):
-    p = sub.add_parser('align', help='FFHQ-align every face of a photo or a folder of photos',
-                       description='Detect faces (dlib 68-point landmarks, the [align] extra) and cut each out as FFHQ '
-                                   'was made. Photos without a face are listed and skipped. --centre-crop instead '
-                                   'takes the centred square (for cartoon faces the detector misses).')
+    p = sub.add_parser('align', help='FFHQ-align every face (real or, with --anime, drawn) of a photo or a folder',
+                       description='Detect faces (dlib 68-point landmarks, the [align] extra; drawn anime/cartoon faces '
+                                   'with --anime: AnimeFace\'s detector, the [anime] extra) and cut each out as FFHQ '
+                                   'was made (eyes level and a quarter of the crop apart). Photos without a face are '
+                                   'listed and skipped, and so are faces that cover fewer than --size pixels of their '
+                                   'photo (--allow-upscale keeps them). --centre-crop instead takes the centred square. '
+                                   'Writes <photo>_<face>.png, faces.json (where each came from, a drawn face\'s '
+                                   'detector score) and alignment.json (counts, which `dataset --report` shows).')
     p.add_argument('src', metavar='SRC', help='a photo or a folder of photos')
     p.add_argument('dest', metavar='DEST', help='folder for <photo>_<face>.png')
     p.add_argument('--size', type=int, default=256, help='output size (default: 256)')
-    p.add_argument('--centre-crop', action='store_true', help='no face detection: centre square')
+    how = p.add_mutually_exclusive_group()
+    how.add_argument('--anime', action='store_true', help='drawn (anime / cartoon) faces: AnimeFace\'s detector')
+    how.add_argument('--centre-crop', action='store_true', help='no face detection: centre square')
+    p.add_argument('--allow-upscale', action='store_true',
+                   help='keep faces smaller than --size (upscaled) instead of leaving them out')
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser('stylize', help='photo -> aligned -> projected into BASE -> rendered with the blend',

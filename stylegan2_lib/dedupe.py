@@ -11,19 +11,22 @@ ties going to the first in sorted order.
 
 Nothing here deletes a file: `scan` reads, `write_report` writes a report folder (report.json, a contact
 sheet of the images and one of the duplicate groups), and `prepare_dataset(..., exclude=...)` leaves the
-duplicates out of a prepared zip.
+duplicates out of a prepared zip. A folder that `align_folder` made also reports its alignment.json: photos
+with and without a detected face, faces left out as too small.
 """
 
 import io
 import json
 import os
+import warnings
 from collections import Counter
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from .align import read_alignment_record
 from .data import _Source, _EmptyFile, _reason, _all_bad_error, _to_rgb, load_image
 from .files import atomic_write_bytes
 from .images import make_grid, save_image
@@ -104,6 +107,7 @@ class Scan(NamedTuple):
     skipped: list        # (name, reason) of unreadable files
     groups: list         # duplicate groups: lists of names, the kept one first
     threshold: int
+    alignment: Optional[dict] = None   # align.read_alignment_record of the folder: how its faces were found
 
     @property
     def duplicates(self):
@@ -158,7 +162,12 @@ def scan(source, threshold=DEFAULT_THRESHOLD, progress=True):
     for g in index_groups:
         keep = max(g, key=lambda i: (sizes[i][0] * sizes[i][1], -i))     # largest, then first
         groups.append([names[keep]] + [names[i] for i in g if i != keep])
-    return Scan(src.path, names, sizes, np.stack(thumbs), skipped, groups, int(threshold))
+    try:
+        alignment = read_alignment_record(source) if os.path.isdir(source) else None
+    except ValueError as e:          # a damaged record does not stop the report: said, and left out
+        warnings.warn(f'{e}; the report leaves the alignment counts out')
+        alignment = None
+    return Scan(src.path, names, sizes, np.stack(thumbs), skipped, groups, int(threshold), alignment)
 
 #----------------------------------------------------------------------------
 # Contact sheets.
@@ -186,6 +195,7 @@ def report_dict(scan_):
             'duplicates': len(scan_.duplicates), 'threshold_bits': scan_.threshold,
             'resolutions': scan_.resolutions(),
             'unreadable': [{'file': n, 'reason': r} for n, r in scan_.skipped],
+            'alignment': scan_.alignment,
             'groups': [{'keep': g[0], 'duplicates': g[1:]} for g in scan_.groups]}
 
 def write_report(scan_, outdir):
@@ -214,4 +224,8 @@ def summary(scan_):
              f'  source sizes: {shown}']
     if scan_.skipped:
         lines.append(f'  unreadable: {len(scan_.skipped)} file{"s" if len(scan_.skipped) != 1 else ""}')
+    a = scan_.alignment
+    if a:
+        lines.append(f'  aligned ({a["mode"]}, {a["size"]} px): {a["photos"]} photos, a face detected in {a["detected"]}, '
+                     f'none in {a["failed"]}; {a["too_small"]} faces too small left out; {a["written"]} crops')
     return '\n'.join(lines)

@@ -10,8 +10,8 @@ dlib = pytest.importorskip('dlib', reason='alignment needs the [align] extra')
 
 
 def photos():
-    from matplotlib import cbook
-    from skimage import data
+    cbook = pytest.importorskip('matplotlib.cbook', reason='the sample photo comes with matplotlib (the notebook extra)')
+    data = pytest.importorskip('skimage.data', reason='the astronaut photo comes with scikit-image (the test extra)')
     return {'grace_hopper': Image.open(cbook.get_sample_data('grace_hopper.jpg')).convert('RGB'),
             'astronaut': Image.fromarray(data.astronaut())}
 
@@ -163,3 +163,25 @@ def test_align_folder_records_where_every_face_came_from(tmp_path):
     centre = align.align_folder(src / 'blank.png', tmp_path / 'centre', size=32, centre=True, progress=False)
     _, tc = align.read_face_transforms(tmp_path / 'centre')['blank_00.png']
     assert centre.written and tc.landmarks is None and tc.quad.tolist() == [[0, 0], [0, 64], [64, 64], [64, 0]]
+    assert align.read_alignment_record(dest) == {'mode': 'photo', 'size': 64, 'photos': 2, 'detected': 1, 'failed': 1,
+                                                 'too_small': 0, 'written': 1}
+
+
+def test_align_folder_leaves_out_faces_smaller_than_the_output(tmp_path):
+    pytest.importorskip('dlib')
+    src = tmp_path / 'photos'
+    src.mkdir()
+    photo = photos()['grace_hopper']
+    photo.save(src / 'grace.png')
+    side = align.align_face_with_transform(photo, 64).source_size            # the crop's span in the photo
+    size = int(side) + 8
+    with pytest.raises(ValueError, match=f'every face found \\(1\\) covers fewer than {size} px'):
+        align.align_folder(src, tmp_path / 'none', size=size, progress=False)
+    assert not (tmp_path / 'none').exists()
+    kept = align.align_folder(src, tmp_path / 'up', size=size, allow_upscale=True, progress=False)
+    assert len(kept.written) == 1 and kept.too_small == []
+    assert Image.open(kept.written[0]).size == (size, size)
+    # the centre crop of a 64 px image is too small for 128 too
+    Image.new('RGB', (64, 80), (90, 90, 90)).save(src / 'small.png')
+    with pytest.raises(ValueError, match='covers fewer than 128 px'):
+        align.align_folder(src / 'small.png', tmp_path / 'c', size=128, centre=True, progress=False)

@@ -20,6 +20,7 @@ pytest.importorskip('dlib', reason='alignment needs the [align] extra')
 
 @pytest.fixture(scope='module')
 def photo(tmp_path_factory):
+    pytest.importorskip('matplotlib', reason='the sample photo comes with matplotlib (the notebook extra)')
     return sample_photos(tmp_path_factory.mktemp('photos')) / 'grace_hopper.jpg'
 
 
@@ -134,7 +135,7 @@ def test_align_folder(tmp_path, photo, capsys):
     Image.open(photo).save(src / 'grace.jpg')
     Image.new('RGB', (100, 100), (10, 200, 10)).save(src / 'lawn.png')
     assert main(['align', str(src), str(tmp_path / 'aligned'), '--size', '64']) == 0
-    assert sorted(p.name for p in (tmp_path / 'aligned').iterdir()) == ['faces.json', 'grace_00.png']   # + where from
+    assert sorted(p.name for p in (tmp_path / 'aligned').iterdir()) == ['alignment.json', 'faces.json', 'grace_00.png']   # + counts, where from
     assert 'no face found in 1 photo(s), skipped: lawn.png' in capsys.readouterr().err
     assert main(['align', str(src), str(tmp_path / 'cropped'), '--size', '32', '--centre-crop']) == 0
-    assert sorted(p.name for p in (tmp_path / 'cropped').iterdir()) == ['faces.json', 'grace_00.png', 'lawn_00.png']
+    assert sorted(p.name for p in (tmp_path / 'cropped').iterdir()) == ['alignment.json', 'faces.json', 'grace_00.png', 'lawn_00.png']

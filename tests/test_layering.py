@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / 'stylegan2_lib'
 
 # The layers, as the README's "Imports point one way" paragraph lists them (test_readme_lists_the_layers).
 LAYERS = {
-    'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0, 'devices': 0, 'downloads': 0,
+    'ops': 0, 'netconfig': 0, 'files': 0, 'assets': 0, 'devices': 0, 'downloads': 0, 'anime_detect': 0,
     'layers': 1, 'images': 1, 'data': 1, 'dedupe': 1, 'frames': 1, 'align': 1, 'figures': 1,
     'generator': 2,
     'discriminator': 3,

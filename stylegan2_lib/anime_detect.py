@@ -1,0 +1,177 @@
+"""Drawn (anime / cartoon) face detection: AnimeFace 2009's detector (nvxs 1.0.2 by nagadomi, NYSL licence), the
+library the `animeface` wheel ships (`pip install "stylegan2_lib[anime]"`; Apache-2.0 wrapper, about 3 MB,
+offline: its neural networks are compiled into the library). Each face comes with its detector score
+(likelihood), its box and the boxes of both eyes, the mouth, and the nose and chin points: what the drawn-face
+alignment (align.drawn_quad) needs.
+
+The library is called here through ctypes with numpy pixel buffers, not through `animeface.detect`: that
+function's extension reads Pillow's internal image struct with the layout of Pillow 4 to 11, and with Pillow 12
+or newer it silently finds no face at all. The calls and parameters are those of animeface's own binding
+(`_nvxs.c`): grey image, 5x5 Gaussian, Laplacian edges, both integral images, then `nv_face_detect` with a 4 px
+step, a 1.095 scale factor and a 42.592 px smallest window.
+"""
+
+import ctypes
+import dataclasses
+import importlib.metadata
+import threading
+
+import numpy as np
+
+MIN_FACE = 42.592               # px: the detector's smallest window; smaller faces are never found
+MAX_SIDE = 1600                 # px: larger images are shrunk for detection (memory ~ 40 bytes per pixel there)
+_MAX_FACES = 1024
+
+class DetectorUnavailable(ImportError):
+    """The animeface wheel (its nvxs library) is not installed or not usable on this machine."""
+
+#----------------------------------------------------------------------------
+# The C structures the library's API uses (nv_core_matrix.h, nv_core_util.h, nv_face_detect.h of nvxs 1.0.2).
+
+class _Matrix(ctypes.Structure):
+    _fields_ = [('list', ctypes.c_int), ('list_step', ctypes.c_uint), ('n', ctypes.c_int), ('m', ctypes.c_int),
+                ('rows', ctypes.c_int), ('cols', ctypes.c_int), ('step', ctypes.c_int), ('alias', ctypes.c_int),
+                ('v', ctypes.POINTER(ctypes.c_float))]
+
+class _Rect(ctypes.Structure):
+    _fields_ = [('x', ctypes.c_int), ('y', ctypes.c_int), ('width', ctypes.c_int), ('height', ctypes.c_int)]
+
+class _FacePosition(ctypes.Structure):
+    _fields_ = [('likelihood', ctypes.c_float), ('face', _Rect), ('left_eye', _Rect), ('right_eye', _Rect),
+                ('nose', _Rect), ('mouth', _Rect), ('chin', _Rect)]
+
+_MatrixP = ctypes.POINTER(_Matrix)
+
+def _library_path():
+    try:
+        dist = importlib.metadata.distribution('animeface')
+    except importlib.metadata.PackageNotFoundError:
+        raise DetectorUnavailable('drawn-face detection needs the animeface wheel: pip install "stylegan2_lib[anime]" '
+                                  '(or animeface)') from None
+    if not dist.version.startswith('2.'):
+        raise DetectorUnavailable(f'animeface {dist.version} is installed; the drawn-face detector is written for the '
+                                  f'nvxs 1.0.2 library of animeface 2.x: pip install "animeface>=2,<3"')
+    libs = [f for f in dist.files or [] if f.name.startswith('libnvxs') and ('.so' in f.name or f.name.endswith('.dylib'))]
+    if not libs:
+        raise DetectorUnavailable('the animeface wheel installed here carries no nvxs library (a source build links '
+                                  'the system one): install a prebuilt animeface wheel (they exist for Linux x86-64 and macOS arm64)')
+    return str(dist.locate_file(sorted(libs, key=lambda f: len(f.name))[-1]))
+
+_LIB = None
+_LOCK = threading.Lock()        # one detection at a time: the library's matrices and statics are not shared safely
+
+def _library():
+    global _LIB
+    if _LIB is None:
+        lib = ctypes.CDLL(_library_path())
+        lib.nv_matrix3d_alloc.restype = _MatrixP
+        lib.nv_matrix3d_alloc.argtypes = [ctypes.c_int] * 3
+        lib.nv_matrix_zero.argtypes = [_MatrixP]
+        lib.nv_matrix_free.argtypes = [ctypes.POINTER(_MatrixP)]
+        lib.nv_gray.argtypes = [_MatrixP, _MatrixP]
+        lib.nv_gaussian5x5.argtypes = [_MatrixP, ctypes.c_int, _MatrixP, ctypes.c_int]
+        lib.nv_laplacian1.argtypes = [_MatrixP, _MatrixP, ctypes.c_float]
+        lib.nv_integral.argtypes = [_MatrixP, _MatrixP, ctypes.c_int]
+        lib.nv_face_detect.restype = ctypes.c_int
+        lib.nv_face_detect.argtypes = [ctypes.POINTER(_FacePosition), ctypes.c_int, _MatrixP, _MatrixP,
+                                       ctypes.POINTER(_Rect), ctypes.c_void_p, ctypes.c_void_p,
+                                       ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_void_p,
+                                       ctypes.c_float, ctypes.c_float, ctypes.c_float]
+        _LIB = lib
+    return _LIB
+
+def available():
+    """'' when drawn-face detection can run here, else the reason it cannot."""
+    try:
+        _library()
+    except (DetectorUnavailable, OSError) as e:
+        return str(e)
+    return ''
+
+#----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class DrawnFace:
+    """One detected drawn face, in the pixel coordinates of the image given to detect() (pixel i's centre at i,
+    as dlib's landmarks). eye_left is the eye on the image's left (the character's right eye)."""
+    likelihood: float           # the detector's score, 0..1
+    box:        np.ndarray      # [4]: x, y, width, height of the face
+    eye_left:   np.ndarray      # [2]: centre of the eye box on the image's left
+    eye_right:  np.ndarray      # [2]
+    mouth:      np.ndarray      # [2]: centre of the mouth box
+    nose:       np.ndarray      # [2]
+    chin:       np.ndarray      # [2]
+
+    @property
+    def size(self):
+        """The face box's side in pixels (the box is square)."""
+        return float(max(self.box[2], self.box[3]))
+
+    def to_dict(self):
+        return {k: (float(v) if k == 'likelihood' else np.asarray(v).tolist()) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(float(d['likelihood']), *(np.asarray(d[k], np.float64).reshape(n) for k, n in
+                                             [('box', 4), ('eye_left', 2), ('eye_right', 2), ('mouth', 2), ('nose', 2), ('chin', 2)]))
+
+def _centre(r):
+    return np.array([r.x + (r.width - 1) / 2, r.y + (r.height - 1) / 2], np.float64)
+
+def _matrix(lib, channels, rows, cols):
+    m = lib.nv_matrix3d_alloc(channels, rows, cols)
+    if not m or m.contents.rows != rows or m.contents.cols != cols or m.contents.n != channels or m.contents.step < channels:
+        raise DetectorUnavailable('the nvxs library does not lay out its matrices as version 1.0.2 does')
+    lib.nv_matrix_zero(m)
+    return m
+
+def _pixels(m):
+    """A numpy view [rows, cols, step] of a matrix's float buffer."""
+    c = m.contents
+    return np.ctypeslib.as_array(c.v, shape=(c.rows, c.cols, c.step))
+
+def detect(image):
+    """Every drawn face the detector finds in an RGB image (PIL or uint8 [H, W, 3] array), largest first, as
+    DrawnFace. Images larger than MAX_SIDE are shrunk for detection and the results scaled back."""
+    from PIL import Image
+    img = image.convert('RGB') if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
+    scale = max(img.size) / MAX_SIDE
+    if scale > 1:
+        img = img.resize((max(round(img.size[0] / scale), 1), max(round(img.size[1] / scale), 1)), Image.BILINEAR)
+    else:
+        scale = 1.0
+    a = np.asarray(img, np.float32)
+    rows, cols = a.shape[:2]
+    if min(rows, cols) < MIN_FACE:
+        return []
+    lib = _library()
+    with _LOCK:
+        mats = []
+        try:
+            bgr, gray, smooth, edge = (_matrix(lib, n, rows, cols) for n in (3, 1, 1, 1))
+            gray_sum, edge_sum = (_matrix(lib, 1, rows + 1, cols + 1) for _ in range(2))
+            mats = [bgr, gray, smooth, edge, gray_sum, edge_sum]
+            _pixels(bgr)[..., :3] = a[..., ::-1]                      # nvxs keeps colour as B, G, R
+            lib.nv_gray(gray, bgr)
+            lib.nv_gaussian5x5(smooth, 0, gray, 0)
+            lib.nv_laplacian1(edge, smooth, 4.0)
+            lib.nv_integral(gray_sum, gray, 0)
+            lib.nv_integral(edge_sum, edge, 0)
+            found = (_FacePosition * _MAX_FACES)()
+            size = _Rect(0, 0, cols, rows)
+            addr = lambda name: ctypes.addressof(ctypes.c_char.in_dll(lib, name))
+            bagging = (ctypes.c_void_p * 3)(addr('nv_face_mlp_face_01'), addr('nv_face_mlp_face_02'), None)
+            count = lib.nv_face_detect(found, _MAX_FACES, gray_sum, edge_sum, ctypes.byref(size),
+                                       addr('nv_face_mlp_dir'), addr('nv_face_mlp_face_00'), bagging, 2,
+                                       addr('nv_face_mlp_parts'), 4.0, 1.095, MIN_FACE)
+        finally:
+            for m in mats:
+                lib.nv_matrix_free(ctypes.byref(m))
+    px = lambda p: (np.asarray(p, np.float64) + 0.5) * scale - 0.5                # detection pixels -> image pixels
+    faces = []
+    for f in found[:max(0, min(count, _MAX_FACES))]:
+        box = np.array([*px([f.face.x, f.face.y]), f.face.width * scale, f.face.height * scale])
+        # nvxs's left/right are the character's: its left eye lies on the image's right.
+        faces.append(DrawnFace(float(f.likelihood), box, px(_centre(f.right_eye)), px(_centre(f.left_eye)),
+                               px(_centre(f.mouth)), px([f.nose.x, f.nose.y]), px([f.chin.x, f.chin.y])))
+    return sorted(faces, key=lambda d: -d.size)
