@@ -4,11 +4,13 @@ Every clip is opened and checked before anything is written, and the frames appe
 clip has been read (frames.sample_frames), so a bad clip leaves DEST as it was.
 """
 
+import argparse
 import os
 import sys
 
-from . import frames
+from . import anime_detect, frames
 from .cli_common import CLIError, check_outdir
+from .cli_photo import cmd_align
 
 #----------------------------------------------------------------------------
 
@@ -23,8 +25,13 @@ def cmd_frames(args):
     check_outdir(args.dest, 'DEST')
     if args.max is not None and args.max < 1:
         raise CLIError(f'--max {args.max}: give 1 frame or more per clip')
+    if args.align is None and (args.size is not None or args.allow_upscale):
+        raise CLIError('--size and --allow-upscale are for --align')
+    if args.align == 'anime' and anime_detect.available():
+        raise CLIError(anime_detect.available())          # before decoding anything
+    frames_dir = os.path.join(args.dest, 'frames') if args.align else args.dest
     try:
-        result = frames.sample_frames(args.videos, args.dest, every=args.every, max_frames=args.max,
+        result = frames.sample_frames(args.videos, frames_dir, every=args.every, max_frames=args.max,
                                       progress=sys.stderr.isatty())
     except (ValueError, frames.VideoSupportMissing) as e:
         raise CLIError(str(e)) from None
@@ -33,7 +40,12 @@ def cmd_frames(args):
         print(f'{clip.video}: {clip.count} frames ({length} at {clip.fps:g} fps, one every {args.every:g} s'
               + (f', at most {args.max}' if args.max is not None else '') + ')')
     print(f'wrote {len(result.paths)} frames from {len(result.clips)} clip{"s" * (len(result.clips) > 1)} '
-          f'to {os.fspath(args.dest)}')
+          f'to {os.fspath(frames_dir)}')
+    if args.align:                  # the frames' faces, as `stylegan2-lib align FRAMES DEST/faces` cuts them
+        faces = argparse.Namespace(src=frames_dir, dest=os.path.join(args.dest, 'faces'), size=args.size or 256,
+                                   anime=args.align == 'anime', centre_crop=args.align == 'centre',
+                                   allow_upscale=args.allow_upscale)
+        return cmd_align(faces)
     return 0
 
 #----------------------------------------------------------------------------
@@ -45,10 +57,17 @@ def add_parsers(sub):
                                    'clip, as DEST/<clip>_<seconds>.png (e.g. clip_000012.500s.png). Every clip is '
                                    'checked first and the frames are moved into DEST only once all are read: a '
                                    'missing, unreadable or truncated clip leaves DEST as it was. DEST is a plain '
-                                   'folder of frames for `stylegan2-lib align` or `stylegan2-lib dataset`.')
+                                   'folder of frames for `stylegan2-lib align` or `stylegan2-lib dataset`; with '
+                                   '--align, the frames go to DEST/frames and their faces, cut out as `align` '
+                                   'does, to DEST/faces.')
     p.add_argument('videos', nargs='+', metavar='VIDEO', help='film clips (.mp4, .mkv, .mov, .webm, ...)')
     p.add_argument('dest', metavar='DEST', help='folder the PNGs are written to (created when missing)')
     p.add_argument('--every', type=every_seconds, default=0.5, metavar='SECONDS',
                    help="one frame every SECONDS, e.g. 0.5 or '0.5s' (default: 0.5)")
     p.add_argument('--max', type=int, default=None, metavar='N', help='at most N frames per clip (default: no cap)')
+    p.add_argument('--align', choices=['photo', 'anime', 'centre'], default=None,
+                   help='then cut the faces out of the frames as `align` does (photo: real faces, dlib; anime: drawn '
+                        'faces; centre: the centred square): frames in DEST/frames, faces in DEST/faces')
+    p.add_argument('--size', type=int, default=None, help='with --align: the faces\' size (default: 256)')
+    p.add_argument('--allow-upscale', action='store_true', help='with --align: keep faces smaller than --size')
     p.set_defaults(func=cmd_frames)

@@ -5,8 +5,9 @@ look larger than it is and speed up overfitting. Each image gets a 64-bit DCT pe
 Zauner 2010 and the `imagehash` package compute it: 32x32 grayscale, 2-D DCT-II, the 8x8 lowest
 frequencies thresholded at their median) of its square thumbnail (`data.load_image`: EXIF orientation,
 RGB, centre crop), and a second hash of the same thumbnail mirrored left-right. Two images are duplicates
-when their hashes, or one's and the other's mirrored hash, differ in at most `threshold` bits; groups are
-the connected components of that relation. One image is kept per group: the largest source (pixels),
+when their hashes, or one's and the other's mirrored hash, differ in at most `threshold` bits, or in at most
+twice that while their 32x32 luminances differ by at most PIXEL_MAD grey levels on average (drawings on flat
+backgrounds, whose hashes are unstable); groups are the connected components of that relation. One image is kept per group: the largest source (pixels),
 ties going to the first in sorted order.
 
 Nothing here deletes a file: `scan` reads, `write_report` writes a report folder (report.json, a contact
@@ -35,6 +36,7 @@ HASH_SIZE = 8            # 8x8 DCT coefficients -> 64-bit hash
 HASH_INPUT = 32          # the grayscale image the DCT is taken of
 THUMB = 64               # thumbnail side: hashed, and shown in the contact sheets
 DEFAULT_THRESHOLD = 10   # bits of 64; distinct photos differ in ~32, re-encodes/1-2 px shifts in a few
+PIXEL_MAD = 8.0          # grey levels (of 255): mean difference of two 32x32 luminances still "the same picture"
 MAX_SHEET = 400          # images shown in the contact sheet (the first ones)
 MAX_GROUPS = 50          # duplicate groups shown in the groups sheet (the largest ones)
 
@@ -47,11 +49,14 @@ def _dct_matrix(n):
 
 _DCT = _dct_matrix(HASH_INPUT)
 
+def gray_input(img_uint8):
+    """[H, W, 3] uint8 -> [32, 32] float64: the luminance pHash takes the DCT of."""
+    gray = Image.fromarray(np.asarray(img_uint8, dtype=np.uint8)).convert('L')
+    return np.asarray(gray.resize((HASH_INPUT, HASH_INPUT), Image.LANCZOS), dtype=np.float64)
+
 def phash(img_uint8):
     """[H, W, 3] uint8 -> 64 bools (pHash bits, row-major over the 8x8 lowest DCT frequencies)."""
-    gray = Image.fromarray(np.asarray(img_uint8, dtype=np.uint8)).convert('L')
-    a = np.asarray(gray.resize((HASH_INPUT, HASH_INPUT), Image.LANCZOS), dtype=np.float64)
-    low = (_DCT @ a @ _DCT.T)[:HASH_SIZE, :HASH_SIZE].ravel()
+    low = (_DCT @ gray_input(img_uint8) @ _DCT.T)[:HASH_SIZE, :HASH_SIZE].ravel()
     return low > np.median(low)
 
 def hash_pair(img_uint8):
@@ -76,11 +81,27 @@ def _near_pairs(h, m, threshold):
         pairs.extend(zip((start + i[keep]).tolist(), j[keep].tolist()))
     return pairs
 
-def group_duplicates(hashes, mirrored, threshold=DEFAULT_THRESHOLD):
+def _confirmed(pairs, grays, max_mad):
+    """The pairs whose 32x32 luminances (or one and the other's mirror) differ by at most max_mad grey levels
+    on average."""
+    g = np.asarray(grays, np.float32)
+    mad = lambda a, b: float(np.abs(a - b).mean())                        # noqa: E731
+    return [(i, j) for i, j in pairs if min(mad(g[i], g[j]), mad(g[i], g[j][:, ::-1])) <= max_mad]
+
+def group_duplicates(hashes, mirrored, threshold=DEFAULT_THRESHOLD, grays=None):
     """[N, 64] bool hashes and mirrored hashes -> list of groups (sorted index lists, size >= 2), in order
-    of their first member. i ~ j when hamming(h_i, h_j), hamming(h_i, m_j) or hamming(m_i, h_j) <= threshold."""
+    of their first member. i ~ j when hamming(h_i, h_j), hamming(h_i, m_j) or hamming(m_i, h_j) <= threshold;
+    with `grays` ([N, 32, 32], each image's gray_input), also when that distance is at most twice the
+    threshold and the two luminances differ by at most PIXEL_MAD grey levels on average (mirrored or not).
+    The second rule is for drawings on flat backgrounds: most of their low DCT coefficients lie near the
+    median, so a pan of a pixel or two flips many hash bits (14-16 of 64 between consecutive frames of a
+    drawn clip whose pictures differ by 4 grey levels on average)."""
     h = np.packbits(np.asarray(hashes, dtype=bool).reshape(-1, 64), axis=1)    # [N, 8] uint8
     m = np.packbits(np.asarray(mirrored, dtype=bool).reshape(-1, 64), axis=1)
+    pairs = _near_pairs(h, m, threshold)
+    if grays is not None and threshold > 0:
+        near = set(pairs)
+        pairs += _confirmed([p for p in _near_pairs(h, m, 2 * threshold) if p not in near], grays, PIXEL_MAD)
     n = len(h)
     parent = list(range(n))
     def root(i):
@@ -88,7 +109,7 @@ def group_duplicates(hashes, mirrored, threshold=DEFAULT_THRESHOLD):
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
-    for i, j in _near_pairs(h, m, threshold):
+    for i, j in pairs:
         ri, rj = root(i), root(j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
@@ -157,7 +178,8 @@ def scan(source, threshold=DEFAULT_THRESHOLD, progress=True):
     finally:
         src.close()
     pairs = [hash_pair(t) for t in thumbs]
-    index_groups = group_duplicates([p[0] for p in pairs], [p[1] for p in pairs], threshold)
+    index_groups = group_duplicates([p[0] for p in pairs], [p[1] for p in pairs], threshold,
+                                    grays=[gray_input(t) for t in thumbs])
     groups = []
     for g in index_groups:
         keep = max(g, key=lambda i: (sizes[i][0] * sizes[i][1], -i))     # largest, then first

@@ -26,12 +26,15 @@ import math
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .images import save_image
+
+VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.mov', '.webm', '.avi', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv')
 
 EPS = 1e-6                 # seconds: slack when comparing a frame's time with a multiple of `every`
 MIN_DECODED = 0.9          # a clip read to the end must deliver this share of its announced duration
@@ -58,6 +61,14 @@ class VideoSupportMissing(ImportError):
 
 #----------------------------------------------------------------------------
 # Options.
+
+def videos_in(path):
+    """The film clips at `path`: [path] for a clip, else the clips in the folder and its subfolders (by the
+    extensions in VIDEO_EXTENSIONS), sorted; [] when there are none."""
+    path = Path(path)
+    if path.is_file():
+        return [path] if path.suffix.lower() in VIDEO_EXTENSIONS else []
+    return sorted(p for p in path.rglob('*') if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
 
 def parse_every(text):
     """'0.5s' or '0.5' (seconds) -> 0.5; a ValueError for anything that is not a positive number of seconds."""

@@ -271,3 +271,28 @@ def test_a_bad_alignment_record_is_named(tmp_path, text):
     (tmp_path / align.ALIGNMENT_FILE).write_text(text)
     with pytest.raises(ValueError, match='alignment.json'):
         align.read_alignment_record(tmp_path)
+
+
+def test_frames_of_a_drawn_clip_aligned_and_deduplicated(tmp_path, capsys):
+    """Clip -> frames -> drawn faces -> one per shot: the sample clip has two shots (a slow pan over each drawing);
+    one frame every 0.5 s gives two frames per shot, whose aligned faces are near-duplicates."""
+    require_detector()
+    pytest.importorskip('imageio_ffmpeg', reason='frames are read with the video extra (imageio-ffmpeg)')
+    from stylegan2_lib import samples
+    clip = samples.drawn_clip(tmp_path / 'clips' / 'drawn.mp4')
+    dest = tmp_path / 'out'
+    assert main(['frames', str(clip), str(dest), '--every', '0.5', '--align', 'anime', '--size', '64']) == 0
+    out, _ = capsys.readouterr()
+    assert 'wrote 4 frames from 1 clip' in out and 'wrote 4 aligned drawn 64x64 face(s)' in out
+    assert len(list((dest / 'frames').glob('*.png'))) == 4
+    assert align.read_alignment_record(dest / 'faces') == {'mode': 'anime', 'size': 64, 'photos': 4, 'detected': 4,
+                                                           'failed': 0, 'too_small': 0, 'written': 4}
+    zip_path = tmp_path / 'set.zip'
+    assert main(['dataset', str(dest / 'faces'), str(zip_path), '--resolution', '64', '--dedupe', '--report']) == 0
+    out, _ = capsys.readouterr()
+    assert '4 images, 2 distinct (2 near-duplicates in 2 groups' in out
+    groups = json.loads((tmp_path / 'out' / 'faces_report' / 'report.json').read_text())['groups']
+    assert sorted(g['keep'][:14] for g in groups) == ['drawn_000000.0', 'drawn_000001.0']   # one group per shot
+    # --size / --allow-upscale only with --align
+    assert main(['frames', str(clip), str(tmp_path / 'x'), '--size', '64']) == 1
+    assert '--size and --allow-upscale are for --align' in capsys.readouterr().err

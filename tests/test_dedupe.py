@@ -200,3 +200,33 @@ def test_grouping_across_chunks_matches_the_direct_rule(monkeypatch):
     for i, r in comp.items():
         expected.setdefault(r, []).append(i)
     assert groups == sorted(sorted(g) for g in expected.values() if len(g) > 1)
+
+
+def test_flat_background_rule_maths():
+    h = np.zeros((4, 64), bool)
+    h[1, :15] = True          # 15 bits from 0: above the threshold 10, within twice it
+    h[2, 30:45] = True        # 15 bits from 0, 30 from 1
+    h[3, 45:] = True          # 19 bits from 0, 34 from 1 and 2
+    h[3, 45:47] = False       # (17 bits from 0)
+    rng = np.random.default_rng(0)
+    g = np.repeat(rng.uniform(0, 255, (1, 32, 32)), 4, axis=0)
+    g[1] += 7.5               # the same picture, 7.5 grey levels brighter: within PIXEL_MAD
+    g[2] = rng.uniform(0, 255, (32, 32))                  # another picture
+    g[3] += 40                # the same layout, 40 grey levels apart: another picture too
+    assert dedupe.group_duplicates(h, h.copy(), threshold=10) == []                    # the hash rule alone
+    assert dedupe.group_duplicates(h, h.copy(), threshold=10, grays=g) == [[0, 1]]
+    g[1] = g[0][:, ::-1]      # a mirrored copy counts too
+    assert dedupe.group_duplicates(h, h.copy(), threshold=10, grays=g) == [[0, 1]]
+
+
+def test_consecutive_frames_of_a_drawn_clip_group_and_different_drawings_do_not(tmp_path):
+    from stylegan2_lib.assets import DRAWN_FACES
+    src = tmp_path / 'frames'
+    src.mkdir()
+    for name, path in zip(('concert', 'sprite'), DRAWN_FACES):
+        img = Image.open(path).convert('RGB')
+        w, h = img.size
+        for dx in range(3):   # a pan of one pixel per frame, as consecutive frames of a slow shot
+            img.crop((dx, 0, w - 4 + dx, h)).save(src / f'{name}_{dx}.png')
+    scan = dedupe.scan(src, progress=False)
+    assert sorted(map(sorted, scan.groups)) == [[f'concert_{i}.png' for i in range(3)], [f'sprite_{i}.png' for i in range(3)]]

@@ -18,3 +18,8 @@ DEMO_TOON = _HERE / 'demo-toon.safetensors'
 # The swap resolution of the demo's blended checkpoint (`stylegan2-lib demo`): synthesis blocks up to 8x8
 # from DEMO_BASE, 16x16 and 32x32 from DEMO_TOON (assets/README.md says why this one).
 DEMO_SWAP = 8
+
+# Two drawn (anime-style) faces, MIT-licensed artwork of the Ren'Py tutorial (Eileen; the concert scene by
+# Mugenjohncel, the sprite by Piroshki; assets/README.md and tests/data/drawn_faces/README.md say where from):
+# samples.drawn_faces / drawn_clip make the data notebook's offline run and a first try of `align --anime` from them.
+DRAWN_FACES = (_HERE / 'drawn-concert.jpg', _HERE / 'drawn-sprite.png')
