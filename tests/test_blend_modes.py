@@ -232,7 +232,7 @@ def test_cli_blend_preview_with_feature_swap(capsys, tmp_path, pair):
     from stylegan2_lib.cli import main
     out, preview = tmp_path / 'b.safetensors', tmp_path / 'p.png'
     rc = main(['blend', '--resolution', '8', '--out', str(out), '--preview', str(preview), '--seeds', '0,3',
-               '--feature-swap'])
+               '--feature-swap', '--device', 'cpu'])              # the expected preview below is rendered on the CPU
     stdout, err = capsys.readouterr()
     assert rc == 0, err
     assert 'feature swap after block 4, 8, 16, 32' in stdout

@@ -43,7 +43,7 @@ def test_swap_choices_run_from_all_high_to_all_low():
 
 def test_columns_are_low_blend_high_renders(pair):
     base, toon, _ = pair
-    views = BlendViews(base, {'toon': toon})
+    views = BlendViews(base, {'toon': toon}, device='cpu')               # render() below runs on the CPU
     cols = views.columns(ViewState(snapshot=0, resolution=8, seeds=(3, 4)))
     assert np.array_equal(cols['low'], render(base, base, [3, 4]))
     assert np.array_equal(cols['high'], render(toon, base, [3, 4]))
@@ -56,7 +56,7 @@ def test_columns_are_low_blend_high_renders(pair):
 
 def test_sliders_render_only_what_changed(pair, tmp_path):
     base, toon, halfway = pair
-    ex = BlendExplorer(base, {'early': halfway, 'late': toon}, seeds='0-1', resolution=16, outdir=tmp_path)
+    ex = BlendExplorer(base, {'early': halfway, 'late': toon}, seeds='0-1', resolution=16, outdir=tmp_path, device='cpu')
     before = {k: im.value for k, im in ex.images.items()}
     tile = decode(before['blend'])[: ex.tile, : ex.tile]      # seed 0's tile, enlarged k times (nearest)
     k = ex.tile // 32
@@ -88,7 +88,7 @@ def test_sliders_render_only_what_changed(pair, tmp_path):
 
 def test_width_and_truncation_reach_the_render(pair, tmp_path):
     base, toon, _ = pair
-    ex = BlendExplorer(base, [toon], seeds='5', resolution=8, outdir=tmp_path)
+    ex = BlendExplorer(base, [toon], seeds='5', resolution=8, outdir=tmp_path, device='cpu')
     k = ex.tile // 32
     ex.width.value = 1.0
     assert np.array_equal(decode(ex.images['blend'].value)[::k, ::k], render(sg.blend(base, toon, 8, width=1.0), base, [5])[0])
@@ -98,7 +98,7 @@ def test_width_and_truncation_reach_the_render(pair, tmp_path):
 
 def test_compare_mode_shows_every_swap(pair, tmp_path):
     base, toon, _ = pair
-    ex = BlendExplorer(base, [toon], seeds='0', outdir=tmp_path)
+    ex = BlendExplorer(base, [toon], seeds='0', outdir=tmp_path, device='cpu')
     ex.mode.value = 'compare'
     assert ex.compare_box in ex.children and ex.columns_box not in ex.children
     grid = decode(ex.compare_image.value)
@@ -113,7 +113,7 @@ def test_compare_mode_shows_every_swap(pair, tmp_path):
 
 def test_export_button_writes_the_shown_blend(pair, tmp_path):
     base, toon, halfway = pair
-    ex = BlendExplorer(base, {'early': halfway, 'late': toon}, seeds='0', resolution=16, outdir=tmp_path / 'out')
+    ex = BlendExplorer(base, {'early': halfway, 'late': toon}, seeds='0', resolution=16, outdir=tmp_path / 'out', device='cpu')
     ex.format.value = 'native'
     ex.export_button.click()
     first = ex.last_export
@@ -189,7 +189,7 @@ def test_feature_swap_toggle_renders_the_feature_swap_and_refuses_export(pair, t
     base mapping's w, the same block k), leaves low and high alone, and turns export off with the reason."""
     base, toon, _ = pair
     seeds = [0, 2]
-    ex = BlendExplorer(base, {'toon': toon}, seeds='0,2', resolution=8, outdir=tmp_path / 'out')
+    ex = BlendExplorer(base, {'toon': toon}, seeds='0,2', resolution=8, outdir=tmp_path / 'out', device='cpu')
     before = {k: im.value for k, im in ex.images.items()}
     assert not ex.export_button.disabled
     ex.width.value = 1.0                                 # a feature swap has no width: it must not leak into the render

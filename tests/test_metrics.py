@@ -11,7 +11,6 @@ import pickle
 
 import numpy as np
 import pytest
-import scipy.linalg
 import torch
 
 import stylegan2_lib as sg
@@ -39,8 +38,9 @@ def _features(n, d, seed, shift=0.0):
 # FID and KID.
 
 def _fid_direct(a, b):
+    scipy_linalg = pytest.importorskip('scipy.linalg', reason='the direct FID uses scipy (the align extra)')
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s_a @ s_b).real
+    covmean = scipy_linalg.sqrtm(s_a @ s_b).real
     return np.square(a.mean(0) - b.mean(0)).sum() + np.trace(s_a + s_b - 2 * covmean)
 
 
@@ -253,9 +253,10 @@ def test_copying_of_generated_images():
 @pytest.fixture(scope='module')
 def two_faces():
     """FFHQ-aligned 256 px crops of Grace Hopper (matplotlib) and the astronaut (scikit-image)."""
-    pytest.importorskip('dlib')
+    pytest.importorskip('dlib', reason='alignment needs the [align] extra')
+    pytest.importorskip('matplotlib', reason='the sample photo comes with matplotlib (the notebook extra)')
+    astronaut = pytest.importorskip('skimage.data', reason='the astronaut photo comes with scikit-image (the test extra)').astronaut
     from PIL import Image
-    from skimage.data import astronaut
     from stylegan2_lib import samples
     faces = [sg.align_face(samples.grace_hopper(), 256), sg.align_face(Image.fromarray(astronaut()), 256)]
     return np.stack([np.asarray(f) for f in faces])

@@ -168,6 +168,7 @@ def test_references_are_aligned_or_centre_cropped_or_refused(reference):
         prepare_references([], 32)
     with pytest.raises(ValueError, match='uint8'):
         prepare_references([reference.astype(np.float32)], 32)
+    pytest.importorskip('dlib', reason='alignment needs the [align] extra')    # without it: AlignmentUnavailable
     with pytest.raises(ValueError, match='no face found'):
         prepare_reference(reference, 32, align='face')
 
@@ -182,7 +183,8 @@ def test_references_may_be_files(tmp_path, reference):
         prepare_references([path, tmp_path / 'broken.png'], 32)
 
 def test_a_real_face_is_aligned():
-    pytest.importorskip('dlib')
+    pytest.importorskip('dlib', reason='alignment needs the [align] extra')
+    pytest.importorskip('matplotlib', reason='the sample photo comes with matplotlib (the notebook extra)')
     from stylegan2_lib.samples import grace_hopper
     a, how = prepare_reference(grace_hopper(), 64)
     assert how == 'aligned' and a.shape == (64, 64, 3)

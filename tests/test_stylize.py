@@ -10,13 +10,18 @@ from PIL import Image
 import stylegan2_lib as sg
 from stylegan2_lib import align, devices
 from stylegan2_lib.blend import blend
-from stylegan2_lib.samples import grace_hopper
+from stylegan2_lib import samples
 from stylegan2_lib.stylize import stylize
 
 pytest.importorskip('dlib', reason='alignment needs the [align] extra')
 
 # The module (sg.stylize is the function, as sg.project is; `import stylegan2_lib.stylize as m` would give it).
 stylize_module = importlib.import_module('stylegan2_lib.stylize')
+
+
+def grace_hopper():
+    pytest.importorskip('matplotlib', reason='the sample photo comes with matplotlib (the notebook extra)')
+    return samples.grace_hopper()
 
 
 def test_stylize_is_public():

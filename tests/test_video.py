@@ -121,6 +121,7 @@ def test_swap_gif_reads_back(pair, tmp_path):
     assert len(back) == 4 and duration == 100
     for a, b in zip(back, frames):                                  # 256 colours per frame
         assert a.shape == GRID and mean_diff(a, b) < 8
+    pytest.importorskip('IPython', reason='video.inline makes a notebook output: IPython (the notebook extra) is missing')
     shown = video.inline(path).data                                 # a notebook output holding the file itself
     assert shown.startswith('<img src="data:image/gif;base64,') and len(shown) > (tmp_path / 'swap.gif').stat().st_size
 
@@ -157,13 +158,14 @@ def make_run(folder, base, toon):
 def test_snapshot_video(pair, tmp_path):
     base, toon = pair
     run = make_run(tmp_path / 'run', base, toon)
-    frames = video.snapshot_frames(run, SEEDS, hold=2, truncation_psi=PSI, min_tile=32)
+    frames = video.snapshot_frames(run, SEEDS, hold=2, truncation_psi=PSI, min_tile=32, device='cpu')   # as still()
     got = list(frames)
     assert len(frames) == len(got) == 4 and all(f.shape == (14 + 66, 66, 3) for f in got)   # a label strip on top
     np.testing.assert_array_equal(got[0][14:], still(base))                  # oldest first: epoch 6
     np.testing.assert_array_equal(got[1], got[0])                            # held
     np.testing.assert_array_equal(got[-1][14:], still(toon))                 # epoch 12, its own mapping
     assert (got[0][:14] != 255).any() and (got[0][:14] != got[-1][:14]).any()          # labelled, differently
+    pytest.importorskip('imageio_ffmpeg', reason='the video extra (imageio-ffmpeg) writes MP4s; without it GIFs')
     path = video.snapshot_video(tmp_path / 'film.mp4', run, SEEDS[:2], hold=2, min_tile=64, progress=False)
     back, meta = read_mp4(path)
     assert len(back) == 4 and meta['size'] == (130, 14 + 64)
@@ -196,9 +198,10 @@ def test_interp_frames(pair):
 def test_bad_input_writes_nothing(pair, tmp_path):
     base, toon = pair
     (tmp_path / 'file').write_text('not a folder')
-    with pytest.raises(NotADirectoryError) as e:
+    with pytest.raises(NotADirectoryError) as e, warnings.catch_warnings():
+        warnings.simplefilter('ignore')             # without imageio-ffmpeg: the GIF fallback's warning, x.gif named
         video.swap_video(tmp_path / 'file' / 'x.mp4', base, toon, SEEDS, frames=2, progress=False)
-    assert e.value.filename == str(tmp_path / 'file' / 'x.mp4')
+    assert e.value.filename == video.video_path(tmp_path / 'file' / 'x.mp4')
     with pytest.raises(ValueError, match='.mp4 or .gif'):
         video.swap_video(tmp_path / 'x.avi', base, toon, SEEDS, frames=2, progress=False)
     with pytest.raises(ValueError, match='2 frames'):
@@ -210,7 +213,8 @@ def test_bad_input_writes_nothing(pair, tmp_path):
         raise RuntimeError('boom')
     for name in ('old.mp4', 'old.gif'):
         (tmp_path / name).write_bytes(b'old')
-        with pytest.raises(RuntimeError, match='boom'):
+        with pytest.raises(RuntimeError, match='boom'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')         # without imageio-ffmpeg old.mp4 is the GIF fallback's old.gif
             video.write_video(tmp_path / name, broken(), progress=False)
         assert (tmp_path / name).read_bytes() == b'old'
     with pytest.raises(ValueError, match='one size'):
@@ -221,14 +225,6 @@ def test_bad_input_writes_nothing(pair, tmp_path):
 # stylegan2-lib video
 
 def test_cli_video(capsys, tmp_path, pair):
-    out = tmp_path / 'swap.mp4'
-    rc = main(['video', 'swap', '--out', str(out), '--frames', '3', '--seeds', '0-3', '--min-tile', '64', '--device', 'cpu'])
-    stdout, err = capsys.readouterr()
-    assert rc == 0, err
-    assert f'wrote {out}: 3 frames' in stdout
-    back, _ = read_mp4(out)
-    assert len(back) == 3 and mean_diff(back[0], sg.make_grid(images_enlarged(pair[0]))) < 3
-
     run = make_run(tmp_path / 'run', *pair)
     rc = main(['video', 'snapshots', '--run', str(run), '--out', str(tmp_path / 'film.gif'), '--hold', '1',
                '--seeds', '0', '--min-tile', '32', '--device', 'cpu'])
@@ -240,6 +236,15 @@ def test_cli_video(capsys, tmp_path, pair):
                '--min-tile', '32', '--device', 'cpu'])
     assert rc == 0, capsys.readouterr().err
     assert [f.shape for f in read_gif(tmp_path / 'walk.gif')[0]] == [(32, 66, 3)] * 3
+
+    pytest.importorskip('imageio_ffmpeg', reason='the video extra (imageio-ffmpeg) writes MP4s; without it GIFs')
+    out = tmp_path / 'swap.mp4'
+    rc = main(['video', 'swap', '--out', str(out), '--frames', '3', '--seeds', '0-3', '--min-tile', '64', '--device', 'cpu'])
+    stdout, err = capsys.readouterr()
+    assert rc == 0, err
+    assert f'wrote {out}: 3 frames' in stdout
+    back, _ = read_mp4(out)
+    assert len(back) == 3 and mean_diff(back[0], sg.make_grid(images_enlarged(pair[0]))) < 3
 
 
 @pytest.mark.parametrize('args, message', [
