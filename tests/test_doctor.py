@@ -18,7 +18,7 @@ from stylegan2_lib.ops import cuda_build
 from stylegan2_lib.train import speed
 
 NAMES = ['stylegan2_lib', 'python', 'platform', 'torch', 'torch CUDA', 'cuDNN', 'bf16', 'ninja', 'nvcc', 'CUDA_HOME',
-         'CUDA kernels', 'dlib', 'face_recognition_models', 'ipywidgets', 'gdown', 'onnxruntime', 'imageio-ffmpeg', 'Colab']
+         'CUDA kernels', 'dlib', 'face_recognition_models', 'drawn-face detector', 'ipywidgets', 'gdown', 'onnxruntime', 'imageio-ffmpeg', 'Colab']
 
 
 def facts_by_name(**kwargs):

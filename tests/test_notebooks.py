@@ -148,12 +148,13 @@ def test_the_setup_cell_keeps_an_importable_dlib(monkeypatch, capsys):
     [[with_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=False)
     [[keeping_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=True)
     wanted = lambda requirement: re.match(r'stylegan2_lib\[(.*?)\] @ git\+https://', requirement).group(1).split(',')   # noqa: E731
-    assert sorted(wanted(with_dlib)) == ['align', 'notebook', 'video']
-    assert sorted(wanted(keeping_dlib)) == ['align-without-dlib', 'notebook', 'video']
+    assert sorted(wanted(with_dlib)) == ['align', 'anime', 'notebook', 'video']
+    assert sorted(wanted(keeping_dlib)) == ['align-without-dlib', 'anime', 'notebook', 'video']
     names = lambda extra: {re.match(r'[\w.-]+', r).group(0) for r in extras[extra]}   # noqa: E731
     assert names('align-without-dlib') == names('align') - {'dlib-bin'} and 'dlib-bin' in names('align')
     assert {'ninja', 'gdown'} <= names('notebook') and names('drive') == {'gdown'}   # the kernel build; Drive links
     assert names('video') == {'imageio-ffmpeg'}                                       # MP4, not the GIF fallback
+    assert names('anime') == {'animeface'}                                            # drawn-face detection
 
 
 def test_the_notebook_kernel_has_only_the_align_and_notebook_extras(kernel):
@@ -171,13 +172,27 @@ def test_the_notebook_kernel_has_only_the_align_and_notebook_extras(kernel):
         [f'{n} imports' for n in wanted[len(TEST_ONLY):]], r.stdout + r.stderr
 
 
-def test_data_prep_smoke(tmp_path, kernel):
-    run('01_data_prep.ipynb', tmp_path, kernel)
+@pytest.fixture(scope='module')
+def data_prep(tmp_path_factory, kernel):
+    """Notebook 01's SMOKE run (once for the tests below): (its working folder, the executed notebook)."""
+    tmp_path = tmp_path_factory.mktemp('data-prep')
+    return tmp_path, run('01_data_prep.ipynb', tmp_path, kernel)
+
+
+def test_data_prep_smoke(data_prep):
+    tmp_path, nb = data_prep
+    # the sample clip: two 1-second shots at 10 fps, a frame every 0.5 s -> 4 frames, a drawn face in each
+    frames = sorted(p.name for p in (tmp_path / 'smoke' / 'frames').glob('*.png'))
+    assert frames == [f'drawn_00000{t}s.png' for t in ('0.000', '0.500', '1.000', '1.500')]
     faces = sorted(p.name for p in (tmp_path / 'smoke' / 'faces').glob('*.png'))
-    assert faces == ['grace_hopper-mirrored_00.png', 'grace_hopper_00.png']      # one face per sample photo
+    assert faces == [f[:-4] + '_00.png' for f in frames]
     assert sorted(align.read_face_transforms(tmp_path / 'smoke' / 'faces')) == faces     # and where each came from
+    assert align.read_alignment_record(tmp_path / 'smoke' / 'faces')['mode'] == 'anime'
+    # the two frames of each shot are near-duplicates: one of each goes into the zip
     data = sg.ImageDataset(tmp_path / 'smoke' / 'faces-64.zip', 64)
-    assert len(data) == len(faces) and data[0].shape == (3, 64, 64)
+    assert len(data) == 2 and data[0].shape == (3, 64, 64)
+    text = outputs_text(nb)
+    assert '4 images, 2 distinct' in text and '2 near-duplicates left out' in text
 
 
 def test_transfer_training_smoke_and_resume(tmp_path, kernel):
@@ -275,10 +290,12 @@ def test_one_shot_smoke(tmp_path, kernel):
     assert 'identity to the photo' in text
 
 
-def test_zip_members_of_a_prepared_set_are_pngs(tmp_path, kernel):
-    run('01_data_prep.ipynb', tmp_path, kernel)
+def test_zip_members_of_a_prepared_set_are_pngs(data_prep):
+    tmp_path, _ = data_prep
     with zipfile.ZipFile(tmp_path / 'smoke' / 'faces-64.zip') as z:
         names = sorted(z.namelist())
         info = json.loads(z.read('dataset.json'))
     assert names == [f'{i:08d}.png' for i in range(len(names) - 1)] + ['dataset.json']
-    assert sorted(Path(i['source']).name for i in info['images']) == sorted(p.name for p in (tmp_path / 'smoke' / 'faces').glob('*.png'))
+    kept = [Path(i['source']).name for i in info['images']]
+    assert sorted(kept + [Path(e).name for e in info['excluded']]) == \
+        sorted(p.name for p in (tmp_path / 'smoke' / 'faces').glob('*.png'))     # every face: in, or left out

@@ -102,6 +102,7 @@ def test_swap_frames_match_still_renders(pair):
 
 
 def test_swap_mp4_reads_back(pair, tmp_path):
+    pytest.importorskip('imageio_ffmpeg', reason='the video extra (imageio-ffmpeg) writes MP4s; without it GIFs')
     base, toon = pair
     frames = list(video.swap_frames(base, toon, SEEDS, frames=6, min_tile=64))
     path = video.write_video(tmp_path / 'swap.mp4', frames, fps=8, progress=False)

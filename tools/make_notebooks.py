@@ -9,7 +9,7 @@ the repository unless it is already importable (Colab's torch is kept: the libra
 only), then reports the GPU; one cell tagged `parameters` (papermill) holding the knobs and `SMOKE = False`;
 with SMOKE = True every notebook runs offline on the bundled demo pair and stylegan2_lib.samples (a photo
 matplotlib ships, a dataset the demo pair draws) in a few minutes on a 2-core CPU, with nothing installed
-beyond `pip install -e ".[align,notebook,video]"` (tests/test_notebooks.py runs them so). Logic lives in the library; cells call it in a few lines.
+beyond `pip install -e ".[align,anime,notebook,video]"` (tests/test_notebooks.py runs them so). Logic lives in the library; cells call it in a few lines.
 """
 
 import argparse
@@ -29,18 +29,18 @@ GPU_NOTEBOOKS = ('02_transfer_training.ipynb', '04_stylize_photo.ipynb', '05_one
 def install_requirement(repo, branch):
     """What the set-up cell pip-installs (this function's source is pasted into the cell): the library with
     the notebook extra (widgets, plots, ninja for the CUDA kernels, gdown for Drive links), the video extra
-    (imageio-ffmpeg: MP4 rather than animated GIF) and face alignment;
+    (imageio-ffmpeg: MP4 rather than animated GIF), face alignment and drawn-face detection (anime);
     where a dlib imports already (Colab ships one) the alignment extra without dlib-bin, which would replace it."""
     try:
         import dlib  # noqa: F401
         align = 'align-without-dlib'
     except ImportError:
         align = 'align'
-    return f'stylegan2_lib[{align},notebook,video] @ git+https://github.com/{repo}@{branch}'
+    return f'stylegan2_lib[{align},anime,notebook,video] @ git+https://github.com/{repo}@{branch}'
 
 SETUP = f'''\
-# Set-up: install stylegan2_lib with its face-alignment, notebook and video extras, unless it is importable
-# already (a local checkout: `pip install -e ".[align,notebook,video]"`). Colab's own torch and dlib are kept.
+# Set-up: install stylegan2_lib with its face-alignment, drawn-face, notebook and video extras, unless it is
+# importable already (a local checkout: `pip install -e ".[align,anime,notebook,video]"`). Colab's torch and dlib are kept.
 import importlib.util, subprocess, sys
 {inspect.getsource(install_requirement).strip()}
 
@@ -63,49 +63,84 @@ def doc(page):
 
 NOTEBOOKS = {
 '01_data_prep.ipynb': [
-('md', '''# 1. Data preparation: a folder of faces -> a training zip
+('md', '''# 1. Data preparation: images or film clips -> faces -> a training zip
 
-Collect a few hundred images of the style you want (anime, cartoon, painted faces), cut the faces out the
-way the source network's training data was cut (FFHQ alignment for real faces; a centred square for drawn
-faces the face detector misses), look through them, and pack them into the zip that
-`02_transfer_training.ipynb` trains on.
+Collect a few hundred images of the style you want (anime, cartoon, painted faces), or a few film clips, cut
+the faces out the way the source network's training data was cut (FFHQ's alignment: eyes level, a quarter of
+the crop apart; for drawn faces from AnimeFace's detector), look through them, leave out near-duplicates
+(consecutive frames, re-uploads, mirrored copies: they make a small set look larger than it is and it overfits
+sooner), and pack the zip that `02_transfer_training.ipynb` trains on. More in
+''' + doc('data.md') + '''.
 
-**Needs:** no GPU. About a second per photo for face alignment on Colab's CPU; a few MB of disk per hundred
-256x256 faces.'''),
+**Needs:** no GPU. About a second per photo for face alignment on Colab's CPU, a fraction of one per drawn face;
+a few MB of disk per hundred 256x256 faces.'''),
 ('code', SETUP),
 ('params', '''\
-SOURCE = 'upload'            # 'upload' (a file picker in the browser, Colab), a folder of images (e.g. on Drive),
-                             # or a zip of them: a path, a URL or a Google Drive share link
+SOURCE = 'upload'            # 'upload' (a file picker in the browser, Colab), a folder of images or of film clips
+                             # (.mp4 .mkv .mov .webm ...; e.g. on Drive), or a zip of them: a path, a URL or a
+                             # Google Drive share link
 MOUNT_DRIVE = False          # mount Google Drive first, to read SOURCE from it / write OUT_ZIP to it
-MODE = 'crop'                # 'align': find faces and align them as FFHQ was made (photos of real faces)
-                             # 'crop':  the centred square of each image (drawn faces, already roughly cropped)
+MODE = 'anime'               # 'anime': find drawn (anime / cartoon) faces and align them like FFHQ
+                             # 'photo': find real faces and align them as FFHQ was made (photos, live-action film)
+                             # 'crop':  the centred square of each image (faces already cropped; drawings that
+                             #          the detector misses)
 RESOLUTION = 256             # the resolution of the source network (256 for the NVlabs FFHQ transfer source)
+ALLOW_UPSCALE = False        # keep faces smaller than RESOLUTION in their image (upscaled: blurry) instead of
+                             # leaving them out
+EVERY = 0.5                  # film clips: one frame every EVERY seconds
+MAX_FRAMES = 300             # film clips: at most this many frames from each
+FRAMES = 'data/frames'       # the frames sampled from the clips land here
 FACES = 'data/faces'         # the cut-out faces land here: look through them and delete bad ones
+DEDUPE = True                # leave near-duplicate faces out of the zip (one of each group is kept)
 OUT_ZIP = 'data/style-256.zip'
-SMOKE = False                # True: an offline run on two sample photos (tests use it)'''),
+SMOKE = False                # True: an offline run on a clip of two drawings the library ships (tests use it)'''),
 ('code', '''\
-if SMOKE:   # offline and small: matplotlib's photo of Grace Hopper and its mirror image, aligned at 64x64
+if SMOKE:   # offline and small: a 2-second clip of two shots, one of each drawing the library ships, at 64x64
     from stylegan2_lib import samples
-    SOURCE, MODE, RESOLUTION = str(samples.sample_photos('smoke/photos')), 'align', 64
-    FACES, OUT_ZIP = 'smoke/faces', 'smoke/faces-64.zip'
+    SOURCE, MODE, RESOLUTION = str(samples.drawn_clip('smoke/clips/drawn.mp4').parent), 'anime', 64
+    FRAMES, FACES, OUT_ZIP = 'smoke/frames', 'smoke/faces', 'smoke/faces-64.zip'
 drive = nb.mount_drive() if MOUNT_DRIVE else None      # then e.g. SOURCE = str(drive / 'anime')
 if SOURCE == 'upload':
     nb.upload_files('data/uploaded')
     SOURCE = 'data/uploaded'
 SOURCE = str(nb.input_path(SOURCE, unzip=True))        # a URL / Drive link is downloaded, a zip unpacked
 '''),
+('md', '## Film clips: sample frames\nSkipped when SOURCE holds no clips.'),
+('code', '''\
+from stylegan2_lib import frames
+clips = frames.videos_in(SOURCE)
+if clips:
+    sampled = frames.sample_frames(clips, FRAMES, every=EVERY, max_frames=MAX_FRAMES)
+    for clip in sampled.clips:
+        print(f'{Path(clip.video).name}: {clip.count} frames')
+    SOURCE = FRAMES                                     # the faces are cut out of the frames
+'''),
 ('md', '## Cut out the faces'),
 ('code', '''\
 from stylegan2_lib.align import align_folder
-result = align_folder(SOURCE, FACES, size=RESOLUTION, centre=(MODE == 'crop'))
-print(f'{len(result.written)} faces written to {FACES}; no face found in: {", ".join(result.faceless) or "none"}')'''),
+result = align_folder(SOURCE, FACES, size=RESOLUTION, mode={'crop': 'centre'}.get(MODE, MODE), allow_upscale=ALLOW_UPSCALE)
+print(f'{len(result.written)} faces written to {FACES}')
+print(f'no face found in {len(result.faceless)} image(s): {", ".join(result.faceless[:20]) or "none"}')
+print(f'{len(result.too_small)} face(s) smaller than {RESOLUTION} px left out: '
+      + (", ".join(f["photo"] for f in result.too_small[:20]) or "none"))'''),
 ('code', '''\
 from stylegan2_lib.data import load_image
 nb.show(sg.make_grid([load_image(p, min(RESOLUTION, 128)) for p in result.written[:48]], cols=8))'''),
+('md', '''## Look through them: near-duplicates and a contact sheet
+Each row below is one group of near-duplicates, the one kept first. Delete faces you do not want from FACES
+and re-run from here.'''),
+('code', '''\
+from stylegan2_lib import dedupe
+scan = dedupe.scan(FACES)
+print(dedupe.summary(scan))
+groups = dedupe.groups_sheet(scan)
+nb.show(groups if groups is not None else dedupe.contact_sheet(scan))'''),
 ('md', '## Pack the training zip\nRe-run this cell after deleting faces you do not want.'),
 ('code', '''\
-written, skipped = sg.prepare_dataset(FACES, OUT_ZIP, RESOLUTION)
-print(f'{OUT_ZIP}: {written} images, {skipped} unreadable and skipped.')
+scan = dedupe.scan(FACES, progress=False)
+left_out = scan.duplicates if DEDUPE else []
+written, skipped = sg.prepare_dataset(FACES, OUT_ZIP, RESOLUTION, exclude=left_out)
+print(f'{OUT_ZIP}: {written} images ({len(left_out)} near-duplicates left out, {skipped} unreadable skipped).')
 print(f'Next: 02_transfer_training.ipynb with DATA = {OUT_ZIP!r}')'''),
 ],
 
