@@ -45,7 +45,10 @@ def cmd_frames(args):
         faces = argparse.Namespace(src=frames_dir, dest=os.path.join(args.dest, 'faces'), size=args.size or 256,
                                    anime=args.align == 'anime', centre_crop=args.align == 'centre',
                                    allow_upscale=args.allow_upscale)
-        return cmd_align(faces)
+        try:
+            return cmd_align(faces)
+        except CLIError as e:
+            raise CLIError(f'{e} (the frames stay in {frames_dir})') from None
     return 0
 
 #----------------------------------------------------------------------------

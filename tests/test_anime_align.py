@@ -296,3 +296,30 @@ def test_frames_of_a_drawn_clip_aligned_and_deduplicated(tmp_path, capsys):
     # --size / --allow-upscale only with --align
     assert main(['frames', str(clip), str(tmp_path / 'x'), '--size', '64']) == 1
     assert '--size and --allow-upscale are for --align' in capsys.readouterr().err
+
+
+def test_a_folder_without_drawn_faces_is_an_error_that_writes_nothing(tmp_path, capsys):
+    require_detector()
+    src = tmp_path / 'plain'
+    src.mkdir()
+    Image.new('RGB', (300, 200), (30, 120, 220)).save(src / 'sky.png')
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(src / 'noise.png')
+    assert main(['align', str(src), str(tmp_path / 'out'), '--anime']) == 1
+    assert f'{src}: no drawn face found in any photo (use --centre-crop' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_frames_align_of_a_clip_without_faces_keeps_the_frames_and_says_so(tmp_path, capsys):
+    require_detector()
+    imageio_ffmpeg = pytest.importorskip('imageio_ffmpeg', reason='frames are read with the video extra (imageio-ffmpeg)')
+    clip = tmp_path / 'sky.mp4'
+    writer = imageio_ffmpeg.write_frames(str(clip), (160, 128), fps=4)
+    writer.send(None)
+    for level in range(8):
+        writer.send(np.full((128, 160, 3), 40 + 20 * level, np.uint8))
+    writer.close()
+    dest = tmp_path / 'out'
+    assert main(['frames', str(clip), str(dest), '--every', '1', '--align', 'anime']) == 1
+    err = capsys.readouterr().err
+    assert 'no drawn face found in any photo' in err and f'the frames stay in {dest / "frames"}' in err
+    assert len(list((dest / 'frames').glob('*.png'))) == 2 and not (dest / 'faces').exists()
