@@ -304,7 +304,13 @@ def test_likeness_structural_on_the_demo_pair(with_d):
         D = sg.Discriminator(sg.DiscriminatorConfig.matching(sg.load(DEMO_BASE).G_ema.cfg)).eval()
     same = metrics.likeness(base, base, D)
     assert (same.method, same.identity, same.face_rate, same.score) == ('structural', None, None, 1.0)
-    assert 'face in 0 of 8' in same.note
+    # why no identity: dlib found no face in the 8 images, or (without the align extra) could not look
+    try:
+        import dlib  # noqa: F401
+        with_dlib = True
+    except ImportError:
+        with_dlib = False
+    assert ('face in 0 of 8' if with_dlib else 'faces not measured (face alignment needs dlib') in same.note
     blended, far, unrelated = (metrics.likeness(base, x, D).score for x in (blend, toon, np.roll(base, 1, axis=0)))
     assert 1.0 > blended > far > unrelated and unrelated < 0.2
     assert metrics.structural_similarity(base, blend, D) == blended
