@@ -19,6 +19,7 @@ the chin below; the crop is widened where the chin would come closer than a tent
 
 import dataclasses
 import json
+import numbers
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -285,6 +286,13 @@ def _convex_hull(points):
         return out[:-1]
     return np.array(half(pts) + half(pts[::-1]))
 
+MAX_FEATHER = 0.15        # beyond this the fade 3 sigma inside the crop's border leaves little of the mask
+
+def check_feather(feather):
+    """ValueError unless 0 <= feather <= MAX_FEATHER (a fraction of the crop: the mask edge's Gaussian sigma)."""
+    if isinstance(feather, bool) or not isinstance(feather, numbers.Real) or not 0 <= feather <= MAX_FEATHER:
+        raise ValueError(f'feather must be a fraction of the crop from 0 (a hard edge) to {MAX_FEATHER}, not {feather!r}')
+
 def face_mask(transform, shape='hull', feather=0.04, crop_size=MASK_SIZE):
     """[crop_size, crop_size] float32 mask in crop space, 1 on the face, 0 at and near the crop's border.
     shape='hull': the convex hull of the jaw and the eyebrows lifted to the forehead (half the eye-to-mouth
@@ -293,6 +301,7 @@ def face_mask(transform, shape='hull', feather=0.04, crop_size=MASK_SIZE):
     from PIL import ImageDraw, ImageFilter
     if shape not in ('hull', 'ellipse'):
         raise ValueError(f"mask shape must be 'hull' or 'ellipse', not {shape!r}")
+    check_feather(feather)
     sigma = feather * crop_size
     if transform.landmarks is None:
         shape, outline = 'ellipse', np.array([[0.18, 0.1], [0.82, 0.92]]) * crop_size

@@ -7,12 +7,22 @@ from pathlib import Path
 import numpy as np
 
 from . import images
-from .align import ALIGNMENT_FILE, AlignmentUnavailable, NoFaceFound, align_folder
+from .align import ALIGNMENT_FILE, MAX_FEATHER, AlignmentUnavailable, NoFaceFound, align_folder, check_feather
 from .align import read_photo as _read_photo
 from .cli_common import CLIError, add_device_option, load_generator, load_with_generator
 from .project import save_projected_w
 from .stylize import stylize
 
+
+def feather_fraction(text):
+    """--feather: a float in [0, MAX_FEATHER], refused by argparse with the rule otherwise."""
+    import argparse
+    try:
+        value = float(text)
+        check_feather(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e) if 'feather' in str(e) else f'not a number: {text!r}') from None
+    return value
 
 def read_photo(path):
     try:
@@ -129,8 +139,8 @@ def add_parsers(sub):
     p.add_argument('--all-faces', action='store_true', help='stylize every face in the photo (a projection each)')
     p.add_argument('--mask', choices=['hull', 'ellipse'], default='hull',
                    help='full.png: the pasted region, the hull of the face landmarks (default) or an ellipse')
-    p.add_argument('--feather', type=float, default=0.04,
-                   help="full.png: the mask's soft edge, a fraction of the crop (default: 0.04)")
+    p.add_argument('--feather', type=feather_fraction, default=0.04,
+                   help=f"full.png: the mask's soft edge, a fraction of the crop from 0 to {MAX_FEATHER} (default: 0.04)")
     p.add_argument('--no-color-match', action='store_true', help="full.png: keep the stylized face's colours at the seam")
     add_device_option(p)
     p.set_defaults(func=cmd_stylize)

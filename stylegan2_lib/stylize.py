@@ -35,7 +35,7 @@ from PIL import Image
 
 from . import images, metrics
 from .align import (AlignmentUnavailable, FaceTransform, align_face_with_transform, as_rgb, centre_crop_with_transform,
-                    face_mask, paste_face)
+                    check_feather, face_mask, paste_face)
 from .blend import blend, check_same_architecture
 from .devices import default_device, describe_device, on_device
 from .project import Projection, project
@@ -105,6 +105,8 @@ def stylize(photo, base, styled=None, blended=None, resolution=None, width=None,
     sigma as a fraction of the crop), colours matched at the seam (color_match; align.paste_face)."""
     if blended is None and styled is None:
         raise ValueError('give the styled generator (styled=...) or a ready blend (blended=...)')
+    if paste_back:
+        check_feather(feather)                            # before minutes of projection, not after
     for other in (styled, blended):
         if other is not None:
             check_same_architecture(base, other)

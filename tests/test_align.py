@@ -135,6 +135,9 @@ def test_face_masks():
         assert m[0].max() == m[-1].max() == m[:, 0].max() == m[:, -1].max() == 0    # never reaches the crop's edge
         assert m[128, 128] == 1                                                      # the middle of the face
     assert set(np.unique(ellipse)) == {0, 1} and 0 < ((hull > 0) & (hull < 1)).mean()  # feather 0: a hard edge
+    for bad in (-0.01, float('nan'), 0.5, True, '0.1'):                                   # refused, not clamped
+        with pytest.raises(ValueError, match='feather must be a fraction of the crop'):
+            align.face_mask(t, feather=bad)
     central = align.face_mask(align.centre_crop_with_transform(photos()['astronaut'], 64).transform)
     assert central[128, 128] == 1 and central[0].max() == 0                     # no landmarks: a central ellipse
     with pytest.raises(ValueError, match="'hull' or 'ellipse'"):

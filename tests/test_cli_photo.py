@@ -129,6 +129,15 @@ def test_stylize_bad_arguments(tmp_path, photo, capsys):
     assert not (tmp_path / 'o').exists()
 
 
+@pytest.mark.parametrize('value', ['-0.1', 'nan', '0.5', 'soft'])
+def test_stylize_refuses_a_bad_feather_before_any_work(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        main(['stylize', '--base', str(DEMO_BASE), '--styled', str(DEMO_TOON), '--photo', str(tmp_path / 'p.jpg'),
+              '--outdir', str(tmp_path / 'o'), '--feather', value])
+    assert e.value.code == 2 and 'argument --feather' in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
+
+
 def test_align_folder(tmp_path, photo, capsys):
     src = tmp_path / 'photos'
     src.mkdir()
