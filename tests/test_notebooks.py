@@ -148,13 +148,14 @@ def test_the_setup_cell_keeps_an_importable_dlib(monkeypatch, capsys):
     [[with_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=False)
     [[keeping_dlib]] = setup_cell_installs(monkeypatch, dlib_imports=True)
     wanted = lambda requirement: re.match(r'stylegan2_lib\[(.*?)\] @ git\+https://', requirement).group(1).split(',')   # noqa: E731
-    assert sorted(wanted(with_dlib)) == ['align', 'anime', 'notebook', 'video']
-    assert sorted(wanted(keeping_dlib)) == ['align-without-dlib', 'anime', 'notebook', 'video']
+    assert sorted(wanted(with_dlib)) == ['align', 'anime', 'metrics', 'notebook', 'video']
+    assert sorted(wanted(keeping_dlib)) == ['align-without-dlib', 'anime', 'metrics', 'notebook', 'video']
     names = lambda extra: {re.match(r'[\w.-]+', r).group(0) for r in extras[extra]}   # noqa: E731
     assert names('align-without-dlib') == names('align') - {'dlib-bin'} and 'dlib-bin' in names('align')
     assert {'ninja', 'gdown'} <= names('notebook') and names('drive') == {'gdown'}   # the kernel build; Drive links
     assert names('video') == {'imageio-ffmpeg'}                                       # MP4, not the GIF fallback
     assert names('anime') == {'animeface'}                                            # drawn-face detection
+    assert names('metrics') == {'torch-fidelity'}                 # standard FID/KID features: METRICS_FEATURES='auto'
 
 
 def test_the_notebook_kernel_has_only_the_align_and_notebook_extras(kernel):

@@ -29,18 +29,19 @@ GPU_NOTEBOOKS = ('02_transfer_training.ipynb', '04_stylize_photo.ipynb', '05_one
 def install_requirement(repo, branch):
     """What the set-up cell pip-installs (this function's source is pasted into the cell): the library with
     the notebook extra (widgets, plots, ninja for the CUDA kernels, gdown for Drive links), the video extra
-    (imageio-ffmpeg: MP4 rather than animated GIF), face alignment and drawn-face detection (anime);
+    (imageio-ffmpeg: MP4 rather than animated GIF), face alignment, drawn-face detection (anime) and the
+    standard FID/KID features (metrics: torch-fidelity, over the runtime's own torchvision);
     where a dlib imports already (Colab ships one) the alignment extra without dlib-bin, which would replace it."""
     try:
         import dlib  # noqa: F401
         align = 'align-without-dlib'
     except ImportError:
         align = 'align'
-    return f'stylegan2_lib[{align},anime,notebook,video] @ git+https://github.com/{repo}@{branch}'
+    return f'stylegan2_lib[{align},anime,metrics,notebook,video] @ git+https://github.com/{repo}@{branch}'
 
 SETUP = f'''\
-# Set-up: install stylegan2_lib with its face-alignment, drawn-face, notebook and video extras, unless it is
-# importable already (a local checkout: `pip install -e ".[align,anime,notebook,video]"`). Colab's torch and dlib are kept.
+# Set-up: install stylegan2_lib with its face-alignment, drawn-face, metrics, notebook and video extras, unless it
+# is importable already (a local checkout: `pip install -e ".[align,anime,notebook,video]"`). Colab's torch and dlib are kept.
 import importlib.util, subprocess, sys
 {inspect.getsource(install_requirement).strip()}
 
@@ -178,8 +179,8 @@ FREEZED = 0                  # FreezeD: freeze this many discriminator blocks (t
 MIRROR = True                # also train on left-right flipped images
 WORKERS = 2                  # data-loading processes
 METRICS = ['kid', 'copy']    # scored at every snapshot: any of 'kid', 'fid', 'copy' ([] for none)
-METRICS_FEATURES = 'auto'    # 'auto': the standard Inception FID network when torch-fidelity is installed
-                             # (pip install torch-fidelity; its weights download once), else the source network's
+METRICS_FEATURES = 'auto'    # 'auto': the standard Inception FID network when torch-fidelity imports (the set-up
+                             # installs it; its weights download once, ~100 MB), else the source network's
                              # discriminator (offline; its numbers compare only with each other), or 'inception',
                              # 'discriminator', 'pixels'
 METRICS_IMAGES = 500         # images generated per snapshot (and at most as many training images)
