@@ -20,7 +20,11 @@ import numpy as np
 
 MIN_FACE = 42.592               # px: the detector's smallest window; smaller faces are never found
 MAX_SIDE = 1600                 # px: larger images are shrunk for detection (memory ~ 40 bytes per pixel there)
-_MAX_FACES = 1024
+# nv_face_detect keeps at most 8192 candidate windows (NV_FACE_DETECT_MAX_CANDIDATES in nv_face_detect.c), sorts them
+# by area, SMALLEST first, and turns only the first `maxface` into faces: a smaller maxface silently drops the largest
+# faces of a busy image (a page of small faces and one big one). With maxface = 8192 nothing is cut, and the library
+# never writes more than min(candidates, maxface) entries into our array (8192 x 100 bytes, on the heap).
+_MAX_FACES = 8192
 
 class DetectorUnavailable(ImportError):
     """The animeface wheel (its nvxs library) is not installed or not usable on this machine."""
@@ -58,7 +62,10 @@ def _library_path():
     return str(dist.locate_file(sorted(libs, key=lambda f: len(f.name))[-1]))
 
 _LIB = None
-_LOCK = threading.Lock()        # one detection at a time: the library's matrices and statics are not shared safely
+# One detection at a time. nvxs 1.0.2 keeps no mutable statics (its MLPs are read only, nv_face_detect's buffers are
+# local), but a build with OpenMP (the Linux wheel has none) runs omp_get_num_procs() threads per call whatever
+# OMP_NUM_THREADS says (nv_face_detect.c): concurrent calls would multiply them. ctypes releases the GIL meanwhile.
+_LOCK = threading.Lock()
 
 def _library():
     global _LIB
@@ -118,9 +125,16 @@ class DrawnFace:
 def _centre(r):
     return np.array([r.x + (r.width - 1) / 2, r.y + (r.height - 1) / 2], np.float64)
 
-def _matrix(lib, channels, rows, cols):
+def _matrix(lib, mats, channels, rows, cols):
+    """A zeroed matrix, appended to `mats` (freed by the caller on every path). nv_matrix_alloc (nv_core_matrix.c)
+    lays rows * cols vectors of `step` = n floats (no padding: its SSE2 padding is commented out) and computes the
+    byte size in an int: fine for MAX_SIDE, but it must never be asked for more than 2**31 bytes (it would wrap and
+    then be written past); nv_matrix3d_alloc dereferences a failed malloc, so sizes stay bounded by MAX_SIDE here."""
     m = lib.nv_matrix3d_alloc(channels, rows, cols)
-    if not m or m.contents.rows != rows or m.contents.cols != cols or m.contents.n != channels or m.contents.step < channels:
+    if not m:
+        raise MemoryError(f'nvxs could not allocate a {channels} x {rows} x {cols} matrix')
+    mats.append(m)
+    if m.contents.rows != rows or m.contents.cols != cols or m.contents.n != channels or m.contents.step != channels:
         raise DetectorUnavailable('the nvxs library does not lay out its matrices as version 1.0.2 does')
     lib.nv_matrix_zero(m)
     return m
@@ -130,16 +144,32 @@ def _pixels(m):
     c = m.contents
     return np.ctypeslib.as_array(c.v, shape=(c.rows, c.cols, c.step))
 
-def detect(image):
-    """Every drawn face the detector finds in an RGB image (PIL or uint8 [H, W, 3] array), largest first, as
-    DrawnFace. Images larger than MAX_SIDE are shrunk for detection and the results scaled back."""
+def _detection_image(image):
+    """(PIL RGB image of at most MAX_SIDE px, the scale from it back to `image`)."""
     from PIL import Image
-    img = image.convert('RGB') if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
-    scale = max(img.size) / MAX_SIDE
-    if scale > 1:
-        img = img.resize((max(round(img.size[0] / scale), 1), max(round(img.size[1] / scale), 1)), Image.BILINEAR)
+    if isinstance(image, Image.Image):
+        img = image
+        if img.mode == 'I' or img.mode.startswith('I;16'):
+            # 16-bit (as data._to_rgb): PIL's own conversion clips at 255, which turns the drawing white.
+            img = Image.fromarray(np.clip(np.rint(np.asarray(img, np.float64) / 257.0), 0, 255).astype(np.uint8), 'L')
     else:
-        scale = 1.0
+        a = np.asarray(image)
+        if a.dtype != np.uint8:     # NaN / inf / out-of-range floats have no defined cast to uint8
+            a = np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0), 0, 255).astype(np.uint8)
+        img = Image.fromarray(a)    # shares the array's memory
+    scale = max(img.size) / MAX_SIDE
+    if scale <= 1:
+        return img.convert('RGB'), 1.0
+    if img.mode not in ('RGB', 'L'):
+        img = img.convert('RGB')
+    # Shrunk before any full-size RGB copy: an 8000 x 6000 photo costs no second 144 MB buffer.
+    img = img.resize((max(round(img.size[0] / scale), 1), max(round(img.size[1] / scale), 1)), Image.BILINEAR)
+    return img.convert('RGB'), scale
+
+def detect(image):
+    """Every drawn face the detector finds in an RGB image (PIL image of any mode, or uint8 [H, W, 3] array),
+    largest first, as DrawnFace. Images larger than MAX_SIDE are shrunk for detection and the results scaled back."""
+    img, scale = _detection_image(image)
     a = np.asarray(img, np.float32)
     rows, cols = a.shape[:2]
     if min(rows, cols) < MIN_FACE:
@@ -148,10 +178,9 @@ def detect(image):
     with _LOCK:
         mats = []
         try:
-            bgr, gray, smooth, edge = (_matrix(lib, n, rows, cols) for n in (3, 1, 1, 1))
-            gray_sum, edge_sum = (_matrix(lib, 1, rows + 1, cols + 1) for _ in range(2))
-            mats = [bgr, gray, smooth, edge, gray_sum, edge_sum]
-            _pixels(bgr)[..., :3] = a[..., ::-1]                      # nvxs keeps colour as B, G, R
+            bgr, gray, smooth, edge = (_matrix(lib, mats, n, rows, cols) for n in (3, 1, 1, 1))
+            gray_sum, edge_sum = (_matrix(lib, mats, 1, rows + 1, cols + 1) for _ in range(2))
+            _pixels(bgr)[...] = a[..., ::-1]                          # nvxs keeps colour as B, G, R
             lib.nv_gray(gray, bgr)
             lib.nv_gaussian5x5(smooth, 0, gray, 0)
             lib.nv_laplacian1(edge, smooth, 4.0)
