@@ -26,6 +26,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from PIL import Image
 
+from .data import to_rgb
 from .files import atomic_write_bytes, read_json_object
 
 #----------------------------------------------------------------------------
@@ -166,8 +167,9 @@ def align_face(image, size=256, all_faces=False):
     return crops if all_faces else crops[0]
 
 def as_rgb(image):
-    """A PIL image or a uint8 [H, W, 3] array as a PIL RGB image."""
-    return image.convert('RGB') if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
+    """A PIL image or a uint8 [H, W, 3] array as a PIL RGB image (data.to_rgb's rules: transparency over white,
+    16-bit scaled to 8, as the dataset tool reads images)."""
+    return to_rgb(image) if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
 
 #----------------------------------------------------------------------------
 # Where each aligned face came from, and the way back: the stylised crop warped into the photo.
@@ -401,7 +403,7 @@ def read_photo(path):
     from PIL import ImageOps, UnidentifiedImageError
     try:
         with Image.open(path) as img:
-            return ImageOps.exif_transpose(img).convert('RGB')
+            return to_rgb(ImageOps.exif_transpose(img))
     except (OSError, UnidentifiedImageError) as e:
         raise OSError(f'{path}: cannot read the photo ({e})') from None
 

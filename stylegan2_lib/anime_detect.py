@@ -150,7 +150,7 @@ def _detection_image(image):
     if isinstance(image, Image.Image):
         img = image
         if img.mode == 'I' or img.mode.startswith('I;16'):
-            # 16-bit (as data._to_rgb): PIL's own conversion clips at 255, which turns the drawing white.
+            # 16-bit (as data.to_rgb): PIL's own conversion clips at 255, which turns the drawing white.
             img = Image.fromarray(np.clip(np.rint(np.asarray(img, np.float64) / 257.0), 0, 255).astype(np.uint8), 'L')
     else:
         a = np.asarray(image)

@@ -426,7 +426,8 @@ def add_oneshot_parser(sub):
     a('--alpha', type=float, default=1.0, help='style strength in [0, 1] (default: 1)')
     a('--preserve-color', action='store_true', help="keep the samples' colours (randomise structure and texture only)")
     a('--align', choices=ALIGN_MODES, default='auto',
-      help='auto (default): FFHQ alignment where a face is found, else the centre crop; face: alignment or an error; '
+      help='auto (default): FFHQ alignment where dlib finds a face, else where the drawn-face detector finds one '
+           '(the anime extra), else the centre crop; face / anime: that alignment or an error; '
            "centre: the centre crop; off: images as they are, at the generator's size")
     a('--project-steps', type=int, default=DEFAULT_PROJECT_STEPS,
       help=f'W+ projection steps per style image (default: {DEFAULT_PROJECT_STEPS})')

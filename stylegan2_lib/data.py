@@ -53,7 +53,7 @@ class UnreadableImagesWarning(UserWarning):
 
 _ALPHA_MODES = ('RGBA', 'LA', 'PA', 'RGBa', 'La')
 
-def _to_rgb(img):
+def to_rgb(img):
     """Any PIL image -> 8-bit 'RGB' (see the module docstring for the rules)."""
     mode = img.mode
     if mode == 'I' or mode.startswith('I;16'):
@@ -101,7 +101,7 @@ def load_image(path_or_file, resolution):
 
 def _load(img, resolution):
     img = ImageOps.exif_transpose(img)
-    img = _square_resize(_to_rgb(img), resolution)
+    img = _square_resize(to_rgb(img), resolution)
     arr = np.asarray(img, dtype=np.uint8)
     assert arr.shape == (resolution, resolution, 3), arr.shape
     return arr

@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from .align import read_alignment_record
-from .data import _Source, _EmptyFile, _reason, _all_bad_error, _to_rgb, load_image
+from .data import _Source, _EmptyFile, _reason, _all_bad_error, to_rgb, load_image
 from .files import atomic_write_bytes
 from .images import make_grid, save_image
 
@@ -152,7 +152,7 @@ def _read(src, name):
         img.load()
         img = ImageOps.exif_transpose(img)
         size = img.size
-        return size, load_image(_to_rgb(img), THUMB)
+        return size, load_image(to_rgb(img), THUMB)
 
 def scan(source, threshold=DEFAULT_THRESHOLD, progress=True):
     """Read every image of a folder or zip (the `data.ImageDataset` rules), hash it and group near

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import images
-from .align import AlignmentUnavailable, NoFaceFound, align_face, read_photo
+from . import anime_detect, images
+from .align import AlignmentUnavailable, NoFaceFound, align_drawn_face_with_transform, align_face, read_photo
 from .blend import blend_preview
 from .data import load_image
 from .devices import default_device, on_device
@@ -139,7 +139,7 @@ def random_discriminator(G, seed=0):
 #----------------------------------------------------------------------------
 # References: PIL images or uint8 [H, W, 3] arrays -> uint8 [R, R, 3] as the generator sees faces.
 
-ALIGN_MODES = ('auto', 'face', 'centre', 'off')
+ALIGN_MODES = ('auto', 'face', 'anime', 'centre', 'off')
 
 def _as_pil(image):
     if isinstance(image, Image.Image):
@@ -151,10 +151,18 @@ def _as_pil(image):
         raise ValueError(f'a reference is a file path, a PIL image or a uint8 [H, W, 3] array, got {a.dtype} {list(a.shape)}')
     return Image.fromarray(a)
 
+def _drawn_face(img, size):
+    """The drawn face aligned (align.align_drawn_face_with_transform), or None where none is found."""
+    try:
+        return np.asarray(align_drawn_face_with_transform(img, size).image)
+    except NoFaceFound:
+        return None
+
 def prepare_reference(image, size, align='auto'):
     """(uint8 [size, size, 3], how) for one reference. align: 'auto' FFHQ alignment where dlib finds a face,
-    else the centre crop the dataset tool makes (drawn faces); 'face' alignment or ValueError; 'centre' the
-    centre crop; 'off' the image as it is, which must then be size x size."""
+    else where the drawn-face detector finds one (the anime extra; skipped quietly without it), else the centre
+    crop the dataset tool makes; 'face' dlib's alignment or ValueError; 'anime' the drawn-face alignment or
+    ValueError; 'centre' the centre crop; 'off' the image as it is, which must then be size x size."""
     if align not in ALIGN_MODES:
         raise ValueError(f'align must be one of {ALIGN_MODES}, got {align!r}')
     img = _as_pil(image)
@@ -172,7 +180,14 @@ def prepare_reference(image, size, align='auto'):
         except AlignmentUnavailable as e:
             if align == 'face':
                 raise
-            warnings.warn(f'{e}: the reference is centre-cropped instead', stacklevel=3)
+            warnings.warn(f'{e}: the reference is aligned as a drawn face or centre-cropped instead', stacklevel=3)
+    detector_usable = not anime_detect.available()                  # available() is '' or why it is not
+    if align == 'anime' or (align == 'auto' and detector_usable):    # 'anime' without the detector raises
+        drawn = _drawn_face(img, size)
+        if drawn is not None:
+            return drawn, 'aligned (drawn face)'
+        if align == 'anime':
+            raise ValueError('no drawn face found in the reference (centre-crop it instead)')
     return load_image(img, size), 'centre-cropped'
 
 def prepare_references(references, size, align='auto'):

@@ -323,3 +323,17 @@ def test_frames_align_of_a_clip_without_faces_keeps_the_frames_and_says_so(tmp_p
     err = capsys.readouterr().err
     assert 'no drawn face found in any photo' in err and f'the frames stay in {dest / "frames"}' in err
     assert len(list((dest / 'frames').glob('*.png'))) == 2 and not (dest / 'faces').exists()
+
+
+def test_a_transparent_sprite_is_read_over_white_as_the_dataset_tool_reads_it(tmp_path):
+    """Character sprites come as RGBA with a transparent background, often black underneath: read over white
+    (data.to_rgb), the drawing is found as in its flattened copy; read by dropping alpha it would sit on black."""
+    require_detector()
+    flat = np.asarray(Image.open(SPRITE).convert('RGB'))
+    background = (flat > 245).all(axis=2)
+    rgba = np.dstack([np.where(background[..., None], 0, flat), np.where(background, 0, 255)]).astype(np.uint8)
+    Image.fromarray(rgba, 'RGBA').save(tmp_path / 'sprite.png')
+    photo = align.read_photo(tmp_path / 'sprite.png')
+    assert np.array_equal(np.asarray(photo)[background], np.full((background.sum(), 3), 255, np.uint8))
+    f, g = anime_detect.detect(photo)[0], anime_detect.detect(Image.open(SPRITE))[0]
+    np.testing.assert_allclose([f.eye_left, f.eye_right], [g.eye_left, g.eye_right], atol=2)

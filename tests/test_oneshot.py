@@ -189,6 +189,27 @@ def test_a_real_face_is_aligned():
     a, how = prepare_reference(grace_hopper(), 64)
     assert how == 'aligned' and a.shape == (64, 64, 3)
 
+def test_a_drawn_face_is_aligned_as_a_drawn_face(monkeypatch):
+    from stylegan2_lib import align, anime_detect
+    from stylegan2_lib.assets import DRAWN_FACES
+    if anime_detect.available():
+        pytest.skip(anime_detect.available())
+    sprite = DRAWN_FACES[1]
+    want = np.asarray(align.align_drawn_face_with_transform(align.read_photo(sprite), 64).image)
+    for mode in ('auto', 'anime'):                                  # dlib finds no face in it; the drawn-face detector does
+        a, how = prepare_reference(sprite, 64, align=mode)
+        assert how == 'aligned (drawn face)' and np.array_equal(a, want)
+    plain = np.full((80, 80, 3), 200, np.uint8)
+    assert prepare_reference(plain, 64)[1] == 'centre-cropped'
+    with pytest.raises(ValueError, match='no drawn face found'):
+        prepare_reference(plain, 64, align='anime')
+    # without the detector: 'auto' centre-crops, 'anime' says what to install
+    monkeypatch.setattr(anime_detect, 'available', lambda: 'drawn-face detection needs the animeface wheel')
+    assert prepare_reference(sprite, 64)[1] == 'centre-cropped'
+    monkeypatch.setattr(anime_detect, 'detect', lambda img: (_ for _ in ()).throw(anime_detect.DetectorUnavailable('x')))
+    with pytest.raises(align.AlignmentUnavailable):
+        prepare_reference(sprite, 64, align='anime')
+
 def test_bad_arguments_are_refused(base, D, reference):
     with pytest.raises(ValueError, match='alpha'):
         train_oneshot(base, D, [reference], alpha=1.5, align='off')

@@ -392,8 +392,8 @@ HTML(nb.offer_download(out / 'strip.png'))'''),
 ('md', f'''# 5. One-shot stylisation: a stylizer from 1-5 style images in minutes
 
 No dataset, no hours of training: upload one to five pictures of a style (drawn, painted or photographed
-faces). Each is aligned as FFHQ was made (a real face) or centre-cropped (a drawn face the detector misses) and
-projected into the base generator, and a copy of the base is fine-tuned so that the picture's latents, with
+faces). Each is aligned as FFHQ was made (a real face, or a drawn one the drawn-face detector finds) or else
+centre-cropped, and projected into the base generator, and a copy of the base is fine-tuned so that the picture's latents, with
 their fine layers swapped for random ones, still draw the picture, compared in the frozen discriminator's
 features (JoJoGAN's recipe, Chong & Forsyth 2022; {doc('oneshot.md')}). While it trains, the preview shows the
 references' latents and three fixed samples through the network as it learns, beside the loss. The result is a
@@ -414,8 +414,8 @@ BASE = 'ffhq256'             # the generator to fine-tune, with its discriminato
 STEPS = 300                  # fine-tuning steps (JoJoGAN's notebook: 300; its Replicate model: 200)
 ALPHA = 1.0                  # style strength in [0, 1]: how far the fine layers move toward random ones
 PRESERVE_COLOR = False       # True: samples keep their own colours (only structure and texture are learnt)
-ALIGN = 'auto'               # 'auto': FFHQ alignment where a face is found, else the centre crop;
-                             # 'face', 'centre', or 'off' (images as they are, at the base's size)
+ALIGN = 'auto'               # 'auto': FFHQ alignment where a real face is found, else where a drawn face is,
+                             # else the centre crop; 'face', 'anime', 'centre', or 'off' (images as they are)
 PROJECT_STEPS = 100          # W+ projection steps per style image (a rough latent is enough)
 PHOTO = 'upload'             # the photo to stylize: 'upload', a path, a URL or a Google Drive share link
 PHOTO_STEPS = 300            # its projection steps (NVlabs: 1000)
