@@ -192,15 +192,29 @@ def _blend_mode(low, high, resolution, width, mapping, weights, mode, level, pre
     return blend_vtoonify(low, high, 'cartoon' if preset is None else preset)
 
 #----------------------------------------------------------------------------
-# Preview: one row per seed, columns low | blend at every swap resolution | high, labelled.
+# Preview: one row per seed, columns low | blend at every swap resolution (or VToonify preset) | high, labelled.
+
+def preview_columns(low, high, width=None, mapping='low', mode='default', level=0):
+    """[(label, generator)] of blend_preview's columns between low and high: a blend at every swap resolution
+    below the image size (mode 'default' or 'pinkney', at `level`), or one per VToonify preset ('vtoonify')."""
+    if mode == 'vtoonify':
+        return [(f'vtoonify {p}', blend(low, high, mode='vtoonify', preset=p)) for p in VTOONIFY_PRESETS]
+    resolutions = low.synthesis.block_resolutions[:-1]
+    if mode == 'pinkney':
+        return [(f'pinkney {r}' + (f'.{level}' if level else ''), blend(low, high, r, width=width, mode='pinkney', level=level))
+                for r in resolutions]
+    return [(f'swap {r}', blend(low, high, r, width=width, mapping=mapping, mode=mode, level=level)) for r in resolutions]
 
 @torch.no_grad()
-def blend_preview(low, high, seeds, truncation_psi=0.7, width=None, mapping='low', noise_mode='const', min_tile=96):
-    """uint8 [H, W, 3] grid. The same w (from the `mapping` model) is rendered by every column."""
+def blend_preview(low, high, seeds, truncation_psi=0.7, width=None, mapping='low', noise_mode='const', min_tile=96,
+                  mode='default', level=0):
+    """uint8 [H, W, 3] grid. The same w (from the `mapping` model: low's for 'pinkney', high's for 'vtoonify')
+    is rendered by every column; mode, level: as blend's (preview_columns)."""
     check_same_architecture(low, high)
-    resolutions = low.synthesis.block_resolutions[:-1]
-    columns = [low] + [blend(low, high, r, width=width, mapping=mapping) for r in resolutions] + [high]
-    labels = ['low'] + [f'swap {r}' for r in resolutions] + ['high']
+    mapping = {'pinkney': 'low', 'vtoonify': 'high'}.get(mode, mapping)
+    middle = preview_columns(low, high, width, mapping, mode, level)
+    columns = [low] + [G for _, G in middle] + [high]
+    labels = ['low'] + [label for label, _ in middle] + ['high']
     z = images.seed_latents(seeds, low.z_dim).to(next(low.parameters()).device)
     ws = (low if mapping == 'low' else high).mapping(z, None, truncation_psi=truncation_psi)
     rows = [images.to_uint8(G.synthesis(ws, noise_mode=noise_mode)) for G in columns]   # [cols][N, H, W, C]

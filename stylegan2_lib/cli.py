@@ -99,8 +99,8 @@ def check_blend_mode(args):
         raise CLIError(f'--resolution: --mode {mode} needs a swap point (a block resolution)')
     if own is not None and args.mapping not in (None, own):
         raise CLIError(f'--mapping {args.mapping}: --mode {mode} takes the mapping network from {own}')
-    if mode != 'default' and args.preview is not None:
-        raise CLIError(f'--preview: the preview shows the default mode\'s swaps; leave it out with --mode {mode}')
+    if mode != 'default' and args.feature_swap:
+        raise CLIError(f'--feature-swap: a preview of the default mode\'s feature maps, not of --mode {mode}')
     args.mapping = args.mapping or own or 'low'
     args.level = args.level or 0
     pair = (DEMO_TOON, DEMO_BASE) if mode == 'vtoonify' else (DEMO_BASE, DEMO_TOON)     # vtoonify: low = fine-tune
@@ -158,10 +158,16 @@ def _write_mode_blend(args, low, high, fmt):
     G = blend(low, high, mode=args.mode, **options)
     meta = {'blend': {'low': os.path.basename(args.low), 'high': os.path.basename(args.high), 'mode': args.mode,
                       **options, 'mapping': args.mapping}}
-    export_with_preview(args.out, G, fmt, meta, None, None)
+    render = lambda: blend_preview(low, high, args.seeds, truncation_psi=args.trunc, width=args.width, mode=args.mode,
+                                   level=args.level)
+    export_with_preview(args.out, G, fmt, meta, args.preview, render if args.preview is not None else None)
     how = (f'Toonify blend_models.py at {args.resolution}, level {args.level}' + (f', width {args.width:g}' if args.width else '')
            if args.mode == 'pinkney' else f'VToonify preset {options["preset"]}')
     print(f'wrote {args.out} ({fmt}): {how}; --low {args.low}, --high {args.high}, mapping from {args.mapping}')
+    if args.preview is not None:
+        labels = ([f'vtoonify {p}' for p in VTOONIFY_PRESETS] if args.mode == 'vtoonify'
+                  else [f'pinkney {r}' + (f'.{args.level}' if args.level else '') for r in low.synthesis.block_resolutions[:-1]])
+        print(f'wrote {args.preview}: {len(args.seeds)} seeds x {len(labels) + 2} columns (low | {", ".join(labels)} | high)')
     return 0
 
 def cmd_demo(args):

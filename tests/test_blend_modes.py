@@ -264,3 +264,31 @@ def test_blend_views_render_a_feature_swap_and_refuse_to_export_it(pair, tmp_pat
     with pytest.raises(ValueError, match='not a network'):
         views.export(v, tmp_path / 'x.pkl')
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('mode', ['pinkney', 'vtoonify'])
+def test_previews_of_the_modes_show_their_blends(capsys, tmp_path, pair, mode):
+    from PIL import Image
+    from stylegan2_lib.blend import blend_preview, preview_columns
+    from stylegan2_lib.cli import main
+    low, high = pair
+    columns = preview_columns(low, high, mode=mode, level=1 if mode == 'pinkney' else 0)
+    if mode == 'pinkney':                                  # one per swap resolution below the image size, at level 1
+        expected = [(f'pinkney {r}.1', blend_pinkney(low, high, r, 1)) for r in low.synthesis.block_resolutions[:-1]]
+    else:                                                  # one per VToonify preset
+        expected = [(f'vtoonify {p}', blend_vtoonify(low, high, p)) for p in VTOONIFY_PRESETS]
+    assert [label for label, _ in columns] == [label for label, _ in expected]
+    for (_, G), (_, want) in zip(columns, expected):
+        assert all(torch.equal(t, want.state_dict()[k]) for k, t in G.state_dict().items())
+    # the CLI writes that preview beside the mode's blend
+    out, preview = tmp_path / 'b.safetensors', tmp_path / 'p.png'
+    extra = ['--resolution', '8', '--level', '1'] if mode == 'pinkney' else ['--preset', 'pixar']
+    assert main(['blend', '--mode', mode, *extra, '--out', str(out), '--preview', str(preview), '--seeds', '0,1',
+                 '--device', 'cpu']) == 0
+    stdout = capsys.readouterr().out
+    assert f'wrote {preview}: 2 seeds x' in stdout
+    from stylegan2_lib.assets import DEMO_BASE, DEMO_TOON
+    a, b = sg.load(DEMO_BASE).generator, sg.load(DEMO_TOON).generator
+    lo, hi = (b, a) if mode == 'vtoonify' else (a, b)      # vtoonify's low is the fine-tune
+    want = blend_preview(lo, hi, [0, 1], truncation_psi=0.7, mode=mode, level=1 if mode == 'pinkney' else 0)
+    np.testing.assert_array_equal(np.asarray(Image.open(preview).convert('RGB')), want)

@@ -313,7 +313,7 @@ def test_blend_vtoonify_defaults_to_the_demo_pair_fine_tune_first(capsys, tmp_pa
     (['--mode', 'vtoonify', '--mapping', 'low'], ['--mapping low', 'high']),
     (['--mode', 'pinkney', '--resolution', 0], ['--resolution 0', 'not a block resolution']),
     (['--mode', 'pinkney', '--resolution', 12], ['--resolution 12', 'not a block resolution']),
-    (['--mode', 'pinkney', '--resolution', 8, '--preview', 'PREVIEW'], ['--preview', '--mode pinkney']),
+    (['--mode', 'pinkney', '--resolution', 8, '--preview', 'PREVIEW', '--feature-swap'], ['--feature-swap', '--mode pinkney']),
     (['--resolution', 8, '--mode', 'toonify'], ['--mode', "'toonify'"]),
     (['--mode', 'vtoonify', '--preset', 'anime'], ['--preset', "'anime'"]),
     (['--mode', 'pinkney', '--resolution', 8, '--level', 2], ['--level', 'invalid choice: 2']),
