@@ -69,24 +69,33 @@ def hash_pair(img_uint8):
 _POPCOUNT = np.array([bin(i).count('1') for i in range(256)], dtype=np.uint8)
 _CHUNK = 256             # rows compared at once: memory ~ _CHUNK * N * 8 bytes, not N * N * 64
 
-def _near_pairs(h, m, threshold):
-    """(i, j), i != j, whose packed hashes h[i], h[j] (or h[i], m[j]) differ in <= threshold bits."""
-    pairs = []
+def _distances(h, m):
+    """Chunks (start, [C, N] int32): hash distance of rows start..start+C-1 to every image, each the smaller
+    of hamming(h_i, h_j) and hamming(h_i, m_j); memory ~ _CHUNK * N * 8 bytes at a time."""
     for start in range(0, len(h), _CHUNK):
         rows = h[start:start + _CHUNK, None, :]
-        dist = np.minimum(_POPCOUNT[rows ^ h[None]].sum(-1, dtype=np.int32),
-                          _POPCOUNT[rows ^ m[None]].sum(-1, dtype=np.int32))
-        i, j = np.nonzero(dist <= threshold)
-        keep = start + i != j
-        pairs.extend(zip((start + i[keep]).tolist(), j[keep].tolist()))
-    return pairs
+        yield start, np.minimum(_POPCOUNT[rows ^ h[None]].sum(-1, dtype=np.int32),
+                                _POPCOUNT[rows ^ m[None]].sum(-1, dtype=np.int32))
 
-def _confirmed(pairs, grays, max_mad):
-    """The pairs whose 32x32 luminances (or one and the other's mirror) differ by at most max_mad grey levels
-    on average."""
-    g = np.asarray(grays, np.float32)
-    mad = lambda a, b: float(np.abs(a - b).mean())                        # noqa: E731
-    return [(i, j) for i, j in pairs if min(mad(g[i], g[j]), mad(g[i], g[j][:, ::-1])) <= max_mad]
+def _roots(parent, x):
+    """Union-find roots of the indices x, by pointer jumping (vectorised); compresses their paths."""
+    r = parent[x]
+    while True:
+        up = parent[r]
+        if np.array_equal(up, r):
+            parent[x] = r
+            return r
+        r = up
+
+def _join(parent, members):
+    """Union the sets of `members` (an index array): every root points at the smallest of them."""
+    roots = _roots(parent, members)
+    parent[roots] = roots.min()
+
+def _mad(grays, i, js):
+    """Mean absolute difference of image i's 32x32 luminance to each of js's, and to their mirrors: the smaller."""
+    d = np.abs(grays[js] - grays[i]).mean(axis=(1, 2))
+    return np.minimum(d, np.abs(grays[js][:, :, ::-1] - grays[i]).mean(axis=(1, 2)))
 
 def group_duplicates(hashes, mirrored, threshold=DEFAULT_THRESHOLD, grays=None):
     """[N, 64] bool hashes and mirrored hashes -> list of groups (sorted index lists, size >= 2), in order
@@ -95,28 +104,33 @@ def group_duplicates(hashes, mirrored, threshold=DEFAULT_THRESHOLD, grays=None):
     threshold and the two luminances differ by at most PIXEL_MAD grey levels on average (mirrored or not).
     The second rule is for drawings on flat backgrounds: most of their low DCT coefficients lie near the
     median, so a pan of a pixel or two flips many hash bits (14-16 of 64 between consecutive frames of a
-    drawn clip whose pictures differ by 4 grey levels on average)."""
+    drawn clip whose pictures differ by 4 grey levels on average).
+    Groups are joined row by row as the distances are computed, never listing the pairs: a clip of thousands
+    of near-identical frames has millions of them (3000 took 1.4 GB and 8 s that way)."""
     h = np.packbits(np.asarray(hashes, dtype=bool).reshape(-1, 64), axis=1)    # [N, 8] uint8
     m = np.packbits(np.asarray(mirrored, dtype=bool).reshape(-1, 64), axis=1)
-    pairs = _near_pairs(h, m, threshold)
-    if grays is not None and threshold > 0:
-        near = set(pairs)
-        pairs += _confirmed([p for p in _near_pairs(h, m, 2 * threshold) if p not in near], grays, PIXEL_MAD)
     n = len(h)
-    parent = list(range(n))
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-    for i, j in pairs:
-        ri, rj = root(i), root(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
+    parent = np.arange(n)
+    confirm = grays is not None and threshold > 0
+    g = np.asarray(grays, np.float32).reshape(n, HASH_INPUT, HASH_INPUT) if confirm else None
+    for start, dist in _distances(h, m):
+        for k, row in enumerate(dist):
+            i = start + k
+            near = np.flatnonzero(row <= threshold)
+            if len(near) > 1 or (len(near) == 1 and near[0] != i):
+                _join(parent, np.append(near, i))
+            if confirm:
+                maybe = np.flatnonzero((row > threshold) & (row <= 2 * threshold))
+                if len(maybe):
+                    maybe = maybe[_roots(parent, maybe) != _roots(parent, np.array([i]))[0]]   # not joined yet
+                    same = maybe[_mad(g, i, maybe) <= PIXEL_MAD]
+                    if len(same):
+                        _join(parent, np.append(same, i))
+    roots = _roots(parent, np.arange(n))
     members = {}
-    for i in range(n):
-        members.setdefault(root(i), []).append(i)
-    return [g for _, g in sorted(members.items()) if len(g) > 1]
+    for i, r in enumerate(roots.tolist()):
+        members.setdefault(r, []).append(i)
+    return [grp for _, grp in sorted(members.items()) if len(grp) > 1]
 
 #----------------------------------------------------------------------------
 
