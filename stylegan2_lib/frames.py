@@ -17,14 +17,37 @@ written into a hidden folder inside `dest` and moved into `dest` only when every
 missing, unreadable, truncated or empty clip (an OSError or ValueError naming it) leaves `dest` as it was (not
 created, when it did not exist). A clip that is read to the end must deliver at least 90% of the duration its
 header announces (a truncated file whose index survived decodes its first part silently otherwise). A PNG of
-the same name already in `dest` is replaced.
+the same name already in `dest` is replaced (each one atomically, by a rename: a reader sees the old frame or the
+new one, never a part); frames of an earlier run under other names (another --every) stay beside the new ones.
+
+Hostile or unusual clips (tests/test_frames_hostile.py):
+- frames above MAX_PIXELS (8192x4320, DCI 8K: ~106 MB per decoded RGB frame) are refused, naming the clip, its
+  size and the limit, before any frame is decoded: a few-KB clip can declare 16384x16384 (805 MB a frame);
+- a clip without a video stream (audio only) is refused as such; so is one whose frame rate ffmpeg gives no
+  number for (none, or 1000 fps and over, which ffmpeg writes '1k fps');
+- phone video with rotation metadata is turned upright by ffmpeg (as players show it): a portrait clip gives
+  portrait frames;
+- the number of frames is at most min(fps, 1 / every) * duration per clip (each kept frame is a PNG on disk, staged
+  until the end), and decoding takes time in proportion to the clip's duration (a 1 h 16x16 clip at 25 fps: ~6 s);
+  `max_frames` stops decoding once reached. Nothing else is capped: an hour of clip at every=0.001 writes every
+  frame (90,000 for 25 fps);
+- a clip path that is a folder, a FIFO or a device, or a symlink loop is refused naming it (a FIFO would block).
+
+Interruptions: until the moves at the end, an error or Ctrl-C removes the staging folder (and `dest` when this
+call made it). The moves are renames within one folder (milliseconds for thousands of frames); a Ctrl-C between
+two of them leaves the frames moved so far in `dest` (each one whole) and discards the rest; rerunning gives the
+full set. A process killed outright (SIGKILL, power loss) can leave a hidden `dest/.frames-*` folder of PNGs,
+safe to delete.
 """
 
 import contextlib
 import errno
+import logging
 import math
 import os
+import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -38,6 +61,7 @@ VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.mov', '.webm', '.avi', '.m4v', '.mpg', '.m
 
 EPS = 1e-6                 # seconds: slack when comparing a frame's time with a multiple of `every`
 MIN_DECODED = 0.9          # a clip read to the end must deliver this share of its announced duration
+MAX_PIXELS = 8192 * 4320   # frames larger than DCI 8K (35.4 megapixels, ~106 MB as RGB) are refused before decoding
 
 #----------------------------------------------------------------------------
 # What a call wrote.
@@ -119,7 +143,15 @@ def _imageio_ffmpeg():
     except ImportError:
         raise VideoSupportMissing('reading video needs imageio-ffmpeg: pip install "stylegan2_lib[video]" '
                                   '(or pip install imageio-ffmpeg)') from None
+    logger = logging.getLogger('imageio_ffmpeg')
+    if _quiet_rotation not in logger.filters:
+        logger.addFilter(_quiet_rotation)
     return imageio_ffmpeg
+
+def _quiet_rotation(record):
+    """Drops imageio-ffmpeg's 'The frame size for reading (1080, 1920) is different from the source frame size
+    (1920, 1080)' warning: ffmpeg turning rotated phone video upright, as wanted (the frames have the new size)."""
+    return 'is different from the source frame size' not in record.getMessage()
 
 def _ffmpeg_reason(err):
     """The last line of ffmpeg's log in an imageio-ffmpeg error: e.g. 'Invalid data found when processing input'."""
@@ -131,17 +163,50 @@ def _ffmpeg_reason(err):
 def _reader(video, output_params=None):
     """(meta, frame bytes iterator) of `video`; ffmpeg is stopped when the block ends."""
     path = os.fspath(video)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(errno.ENOENT, 'no such video file' if not os.path.exists(path) else 'not a file', path)
-    gen = _imageio_ffmpeg().read_frames(path, output_params=output_params)
+    _check_regular_file(path)
+    # -max_pixels: ffmpeg's decoder refuses frames above MAX_PIXELS before allocating one (without it, ffmpeg
+    # decodes a first 16384x16384 frame, ~1.2 GB in ffmpeg, before the header reaches us); 5% more, as decoders
+    # count padded sizes (1080 rows are coded as 1088), and _check_size applies MAX_PIXELS itself
+    gen = _imageio_ffmpeg().read_frames(path, input_params=['-max_pixels', str(MAX_PIXELS * 21 // 20)],
+                                        output_params=output_params)
     try:
         try:
             meta = next(gen)
         except (OSError, RuntimeError) as e:
-            raise ValueError(f'{path}: not a readable video ({_ffmpeg_reason(e)})') from None
+            size = re.search(r' Video: .*?, (\d+)x(\d+)[ ,]', str(e))
+            if size:                        # refused by -max_pixels: the size is in the header ffmpeg logged
+                _check_size(path, {'size': tuple(map(int, size.groups()))})
+            # an audio-only file: ffmpeg says 'Output file does not contain any stream' / 'Invalid argument'
+            reason = 'it has no video stream' if 'does not contain any stream' in str(e) else _ffmpeg_reason(e)
+            raise ValueError(f'{path}: not a readable video ({reason})') from None
+        _check_size(path, meta)             # the same bound, for a decoder that ignores -max_pixels
         yield meta, gen
     finally:
         gen.close()
+
+def _check_regular_file(path):
+    """An OSError naming `path` unless it is a regular file (or a link to one): missing, a symlink loop
+    (ELOOP), a folder, or a FIFO / device (ffmpeg would block on a FIFO or read /dev/zero forever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise type(e)(e.errno, 'no such video file' if e.errno == errno.ENOENT else e.strerror, path) from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, 'a folder, not a video file', path)
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, 'not a regular file (a pipe, socket or device), not a video file', path)
+
+def _check_size(path, meta):
+    """A ValueError naming `path` when its frames are above MAX_PIXELS: a clip of a few KB can declare
+    16384x16384 frames, 805 MB each as RGB, several copies of which (ffmpeg, the pipe, numpy, the PNG) would be
+    alive at once."""
+    w, h = meta['size']
+    if w * h > MAX_PIXELS:
+        raise ValueError(f'{path}: its frames are {w}x{h} ({w * h / 1e6:.0f} megapixels); frames above '
+                         f'{MAX_PIXELS / 1e6:.1f} megapixels (8192x4320) are refused: scale it down first, '
+                         f'e.g. ffmpeg -i IN -vf scale=-2:2160 OUT.mp4')
+    if w < 1 or h < 1:
+        raise ValueError(f'{path}: its frames are {w}x{h}: no pixels')
 
 def _frames(video, meta, gen):
     """The frames of `gen` as uint8 [H, W, 3] arrays (each a view of its own buffer)."""
@@ -160,7 +225,8 @@ def probe(video):
             raise ValueError(f'{video}: no decodable frames')
     fps = meta.get('fps') or 0
     if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f'{video}: its frame rate is unknown (ffmpeg reports none), so frames cannot be chosen by time')
+        raise ValueError(f'{video}: its frame rate is unknown (ffmpeg reports none, or 1000 fps or more, which '
+                         f'imageio-ffmpeg cannot read), so frames cannot be chosen by time')
     return meta
 
 def _sample_clip(video, meta, every, max_frames, folder, bar):
@@ -225,6 +291,15 @@ def _staging(dest):
         raise
     shutil.rmtree(folder, ignore_errors=True)
 
+def _check_targets(dest, clips):
+    """An OSError before any frame is moved when a frame's name in `dest` is taken by something a file cannot
+    replace (a folder): os.replace would fail there, after the frames before it had been moved."""
+    for clip in clips:
+        for name in clip.paths:
+            target = os.path.join(dest, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                raise IsADirectoryError(errno.EISDIR, f'a folder has the name of a frame of {clip.video}', target)
+
 def sample_frames(videos, dest, every=0.5, max_frames=None, progress=True):
     """Write one frame every `every` seconds ('0.5s' or 0.5) of each clip of `videos` (paths; one path is one
     clip), at most `max_frames` per clip, as PNGs into the folder `dest` (module docstring: which frames,
@@ -240,7 +315,8 @@ def sample_frames(videos, dest, every=0.5, max_frames=None, progress=True):
     with _staging(dest) as folder, tqdm(total=total, desc='frames', unit='frame', disable=not progress) as bar:
         for video, meta in zip(videos, metas):
             clips.append(_sample_clip(video, meta, every, max_frames, folder, bar))
-        for clip in clips:
+        _check_targets(dest, clips)     # a folder in the way would stop the moves half done
+        for clip in clips:              # renames in one folder: a Ctrl-C here leaves the ones moved so far
             for name in clip.paths:
                 os.replace(os.path.join(folder, name), os.path.join(dest, name))
     clips = [c._replace(paths=tuple(os.path.join(os.fspath(dest), n) for n in c.paths)) for c in clips]
