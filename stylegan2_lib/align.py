@@ -371,6 +371,7 @@ class AlignedFolder(NamedTuple):
     written:   list         # paths of the face crops, <photo>_<face index>.png
     faceless:  list         # names of the photos in which no face was found
     too_small: list = []    # {'photo', 'face', 'source_px'}: faces smaller than the output, left out (not upscaled)
+    removed:   list = []    # crops an earlier run wrote in dest (its faces.json) that this run did not make
 
 def read_face_transforms(folder):
     """{crop name: (photo path, FaceTransform)} from the faces.json align_folder wrote in `folder`: where each
@@ -421,15 +422,18 @@ def align_folder(src, dest, size=256, centre=False, progress=True, mode=None, al
     and aligned by drawn_quad, 'centre' the centred square (centre=True is the same). A face whose crop covers
     fewer than `size` pixels of its photo is left out and listed (too_small), unless allow_upscale. Beside the
     crops: faces.json (where each came from; a drawn face's detection) and alignment.json (the mode, the photos
-    with and without a face, the faces too small). All photos are read before anything is written. Raises
-    ValueError when there is no photo, or no face to write."""
+    with and without a face, the faces too small). All photos are read before anything is written; crops an
+    earlier run recorded in dest that this run did not make are removed (removed), and a dest inside src is
+    not read as photos. Raises ValueError when there is no photo, or no face to write."""
     from tqdm.auto import tqdm
     from .images import save_image
     mode = 'centre' if centre else (mode or 'photo')
     if mode not in ALIGN_MODES:
         raise ValueError(f"mode must be one of {', '.join(ALIGN_MODES)}, not {mode!r}")
     src = Path(src)
-    photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS)
+    inside = Path(dest).resolve()                    # a DEST inside SRC: its crops are not photos to align again
+    photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS
+                    and not p.resolve().is_relative_to(inside))
     if not photos:
         raise ValueError(f'{src}: no photos ({" ".join(PHOTO_EXTENSIONS)})')
     crops, faceless, too_small = {}, [], []
@@ -447,6 +451,7 @@ def align_folder(src, dest, size=256, centre=False, progress=True, mode=None, al
             raise ValueError(f'{src}: every {what} found ({len(too_small)}) covers fewer than {size} px of its photo; '
                              f'align at a smaller size, or allow upscaling')
         raise ValueError(f'{src}: no {what} found in any photo (use centre cropping for drawings the detector misses)')
+    earlier = _earlier_crops(dest)
     written = []
     for name, (_, face) in crops.items():
         save_image(Path(dest) / name, np.asarray(face.image))
@@ -460,4 +465,19 @@ def align_folder(src, dest, size=256, centre=False, progress=True, mode=None, al
     record = {'mode': mode, 'size': size, 'allow_upscale': bool(allow_upscale), 'photos': len(photos),
               'detected': len(photos) - len(faceless), 'written': len(written), 'failed': faceless, 'too_small': too_small}
     atomic_write_bytes(Path(dest) / ALIGNMENT_FILE, (json.dumps(record, indent=1) + '\n').encode())
-    return AlignedFolder(written, faceless, too_small)
+    # Crops an earlier run wrote here that this one did not make (another size, mode or photo set) would
+    # otherwise go into a dataset made of this folder: they are removed; files align_folder did not write stay.
+    removed = sorted(earlier - set(crops))
+    for name in removed:
+        (Path(dest) / name).unlink(missing_ok=True)
+    return AlignedFolder(written, faceless, too_small, removed)
+
+def _earlier_crops(dest):
+    """The crop names an earlier align_folder recorded in dest's faces.json that are still there (plain .png
+    names only: the record is not trusted with paths); none when there is no readable record."""
+    try:
+        names = read_json_object(Path(dest) / FACES_FILE) if (Path(dest) / FACES_FILE).is_file() else {}
+    except ValueError:
+        return set()
+    return {n for n in names if isinstance(n, str) and Path(n).name == n and n.endswith('.png')
+            and not n.startswith('.') and (Path(dest) / n).is_file()}

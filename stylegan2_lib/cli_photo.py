@@ -54,6 +54,9 @@ def cmd_align(args):
         names = [f'{f["photo"]} ({f["source_px"]:.0f} px)' for f in small]
         print(f'stylegan2-lib: warning: {len(small)} face(s) cover fewer than {args.size} px of their photo, left out '
               f'(--allow-upscale keeps them): {_listed(names)}', file=sys.stderr)
+    if result.removed:
+        print(f'stylegan2-lib: removed {len(result.removed)} crop(s) an earlier alignment wrote in {args.dest} '
+              f'that this one did not make: {_listed(result.removed)}', file=sys.stderr)
     what = {'photo': 'aligned', 'anime': 'aligned drawn', 'centre': 'centre-cropped'}[mode]
     print(f'wrote {len(result.written)} {what} {args.size}x{args.size} face(s) to {args.dest} '
           f'(and {ALIGNMENT_FILE}: photos with and without a face, faces too small)')

@@ -337,3 +337,24 @@ def test_a_transparent_sprite_is_read_over_white_as_the_dataset_tool_reads_it(tm
     assert np.array_equal(np.asarray(photo)[background], np.full((background.sum(), 3), 255, np.uint8))
     f, g = anime_detect.detect(photo)[0], anime_detect.detect(Image.open(SPRITE))[0]
     np.testing.assert_allclose([f.eye_left, f.eye_right], [g.eye_left, g.eye_right], atol=2)
+
+
+def test_aligning_again_removes_only_the_crops_an_earlier_run_made(drawn_folder, tmp_path, capsys):
+    """A second run at another size keeps fewer faces: the first run's extra crop must not stay behind to go into
+    a dataset made of the folder; a file the user put there stays. A DEST inside SRC is not read as photos."""
+    require_detector()
+    dest = drawn_folder / 'faces'                                        # inside SRC
+    first = align.align_folder(drawn_folder, dest, size=256, mode='anime', progress=False)
+    assert len(first.written) == 2 and first.removed == []
+    Image.new('RGB', (8, 8)).save(dest / 'mine.png')                     # the user's own file
+    (dest / 'faces.json').write_text(
+        (dest / 'faces.json').read_text().replace('{', '{"../outside.png": {}, ', 1))   # a hostile record entry
+    (tmp_path / 'outside.png').write_bytes(b'keep me')
+    second = align.align_folder(drawn_folder, dest, size=512, mode='anime', progress=False)
+    assert [p.name for p in second.written] == ['renpy_concert_eileen_00.png']   # the sprite is too small at 512
+    assert second.removed == ['renpy_eileen_happy_00.png']
+    assert sorted(p.name for p in dest.iterdir()) == ['alignment.json', 'faces.json', 'mine.png', 'renpy_concert_eileen_00.png']
+    assert (tmp_path / 'outside.png').read_bytes() == b'keep me'
+    assert align.read_alignment_record(dest)['photos'] == 3              # the crops in faces/ were not photos
+    assert main(['align', str(drawn_folder), str(dest), '--anime', '--size', '256']) == 0
+    assert 'removed' not in capsys.readouterr().err                      # a third run only adds back
