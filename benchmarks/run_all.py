@@ -6,7 +6,8 @@
 
 Runs, one after the other, each in its own process: generator images/s and projection steps/s
 (generator_speed.py), training seconds per kimg (train_speed.py), explorer update latency
-(explorer_latency.py), checkpoint load time and peak memory (load_speed.py); with --device cuda first the
+(explorer_latency.py), checkpoint load time and peak memory (load_speed.py), data preparation
+(data_speed.py: near-duplicate grouping, drawn-face alignment, frame sampling); with --device cuda first the
 CUDA kernels against torch.compile and plain PyTorch (cuda_ops.py). Each prints its ratios.
 Measurements to report, not tests.
 """
@@ -33,6 +34,7 @@ def scripts(quick, device):
          + (['--res', '64', '--seeds', '16', '--style', '50'] if quick or device != 'cuda' else [])),
         ('one-shot stylisation', ['oneshot_speed.py'] + cuda + (['--full'] if device == 'cuda' else [])),
         ('train --metrics overhead', ['metrics_overhead.py'] + cuda + (['--kimg', '1', '--snap', '0.5'] if quick else [])),
+        ('data preparation', ['data_speed.py'] + (['--quick'] if quick else [])),
     ]
 
 
