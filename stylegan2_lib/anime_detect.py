@@ -201,6 +201,8 @@ def detect(image):
     for f in found[:max(0, min(count, _MAX_FACES))]:
         box = np.array([*px([f.face.x, f.face.y]), f.face.width * scale, f.face.height * scale])
         # nvxs's left/right are the character's: its left eye lies on the image's right.
+        # The nose and chin are points, reported as boxes of side d/16 around them (nv_face_detect.c: x = x1 +
+        # d * (p - 1/32)): their centres, not their corners (animeface's binding reports the corner, d/32 up-left).
         faces.append(DrawnFace(float(f.likelihood), box, px(_centre(f.right_eye)), px(_centre(f.left_eye)),
-                               px(_centre(f.mouth)), px([f.nose.x, f.nose.y]), px([f.chin.x, f.chin.y])))
+                               px(_centre(f.mouth)), px(_centre(f.nose)), px(_centre(f.chin))))
     return sorted(faces, key=lambda d: -d.size)

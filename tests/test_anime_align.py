@@ -136,8 +136,11 @@ def test_the_detector_finds_what_animeface_found(path):
     np.testing.assert_array_equal(f.eye_left, box_centre(up['right_eye']))     # image-left = the character's right
     np.testing.assert_array_equal(f.eye_right, box_centre(up['left_eye']))
     np.testing.assert_array_equal(f.mouth, box_centre(up['mouth']))
-    np.testing.assert_array_equal(f.nose, up['nose'])
-    np.testing.assert_array_equal(f.chin, up['chin'])
+    # animeface reports the nose and chin boxes' top-left corners; the points are those boxes' centres, the boxes
+    # round(d / 16) px wide for a face box of side d (nv_face_detect.c)
+    half = (round(up['face'][2] / 16) - 1) / 2
+    np.testing.assert_array_equal(f.nose, np.add(up['nose'], half))
+    np.testing.assert_array_equal(f.chin, np.add(up['chin'], half))
 
 
 def test_large_images_are_shrunk_for_detection_and_mapped_back():
