@@ -199,7 +199,8 @@ def detect(image):
     px = lambda p: (np.asarray(p, np.float64) + 0.5) * scale - 0.5                # detection pixels -> image pixels
     faces = []
     for f in found[:max(0, min(count, _MAX_FACES))]:
-        box = np.array([*px([f.face.x, f.face.y]), f.face.width * scale, f.face.height * scale])
+        # the box spans pixels x .. x + w - 1, edges x - 0.5 and x + w - 0.5: mapped edge to edge, it starts at x * scale
+        box = np.array([f.face.x, f.face.y, f.face.width, f.face.height], np.float64) * scale
         # nvxs's left/right are the character's: its left eye lies on the image's right.
         # The nose and chin are points, reported as boxes of side d/16 around them (nv_face_detect.c: x = x1 +
         # d * (p - 1/32)): their centres, not their corners (animeface's binding reports the corner, d/32 up-left).

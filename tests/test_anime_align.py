@@ -154,6 +154,9 @@ def test_large_images_are_shrunk_for_detection_and_mapped_back():
     for name in ('eye_left', 'eye_right', 'mouth', 'nose', 'chin'):
         np.testing.assert_allclose(getattr(large, name), (getattr(shrunk, name) + 0.5) * scale - 0.5, rtol=1e-12)
     np.testing.assert_allclose(large.box[2:], shrunk.box[2:] * scale, rtol=1e-12)
+    # the box's first pixel x covers [x - 0.5, x + 0.5]: its left edge x - 0.5 maps to (x - 0.5 + 0.5) s - 0.5, the
+    # edge of the big image's pixel x s
+    np.testing.assert_allclose(large.box[:2], shrunk.box[:2] * scale, rtol=1e-12)
     # and it is the same face as in the original image, three times as large (within 4% of the face's size)
     small = anime_detect.detect(img)[0]
     for name in ('eye_left', 'eye_right', 'mouth', 'chin'):
