@@ -218,9 +218,8 @@ def evaluate(base, snapshots, style_data, features='auto', seeds=DEFAULT_SEEDS, 
             cols_ = views.columns(v)
             if base is None:                                    # the base's faces and structure, once
                 base = metrics.likeness_base(cols_['low'], D=D, device=views.device)
-            blend_imgs = cols_['blend']
-            style_kid[i, j] = metrics.kid(extractor(blend_imgs), style_feats)
-            like = metrics.likeness(base, blend_imgs)
+            feats, like = metrics.features_and_likeness(extractor, base, cols_['blend'])   # one pass of D for both
+            style_kid[i, j] = metrics.kid(feats, style_feats)
             likeness[i, j] = like.score
             methods.add(like.method)
             bar.update(1)

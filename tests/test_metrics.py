@@ -329,3 +329,30 @@ def test_likeness_without_dlib_falls_back(monkeypatch):
     assert metrics.likeness(base[:1], blend[:1]).score is None            # one pair: nothing to compare with
     with pytest.raises(ValueError, match='pairs'):
         metrics.likeness(base, blend[:2])
+
+
+def test_features_and_likeness_share_one_pass_of_d_and_agree_with_separate_calls():
+    base, blend, _ = _demo_images(range(6))
+    torch.manual_seed(0)
+    D = sg.Discriminator(sg.DiscriminatorConfig.matching(sg.load(DEMO_BASE).G_ema.cfg)).eval()
+    extractor = metrics.discriminator_features(D, block=list(D.block_resolutions))
+    prepared = metrics.likeness_base(base, D)
+    calls = []
+    hooks = [getattr(D, f'b{r}').register_forward_hook(lambda *_: calls.append(1)) for r in D.block_resolutions]
+    try:
+        feats, like = metrics.features_and_likeness(extractor, prepared, blend)
+        shared = len(calls)
+        calls.clear()
+        want_feats, want_like = extractor(blend), metrics.likeness(prepared, blend)
+        separate = len(calls)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert separate == 2 * shared == 2 * len(D.block_resolutions)        # one batch of 6: each block once, not twice
+    np.testing.assert_allclose(feats, want_feats, rtol=1e-6, atol=1e-9)
+    assert like.method == want_like.method and like.score == pytest.approx(want_like.score, rel=1e-9)
+    # features of another network, or a base prepared without D: the two separate calls, same numbers
+    other = metrics.pixel_features()
+    f2, l2 = metrics.features_and_likeness(other, prepared, blend)
+    np.testing.assert_array_equal(f2, other(blend))
+    assert l2.score == pytest.approx(want_like.score, rel=1e-12)

@@ -12,8 +12,8 @@ Images are uint8 numpy [N, H, W, 3] (what images.to_uint8 gives) or one [H, W, 3
 
 from .features import (Features, discriminator_features, inception, inception_weights, read_inception_state,
                        pixel_features, pick_features, FEATURE_CHOICES, INCEPTION_URL, INCEPTION_FILE, INCEPTION_SHA256_PREFIX)
-from .similarity import (Face, Likeness, LikenessBase, describe_faces, identity_similarity, landmark_error, likeness,
-                         likeness_base, structural_similarity)
+from .similarity import (Face, Likeness, LikenessBase, describe_faces, features_and_likeness, identity_similarity,
+                         landmark_error, likeness, likeness_base, structural_similarity)
 from .scores import CopyScore, copying, fid, kid
 
 __all__ = [
@@ -22,4 +22,5 @@ __all__ = [
     'INCEPTION_URL', 'INCEPTION_FILE', 'INCEPTION_SHA256_PREFIX',
     'fid', 'kid', 'copying', 'CopyScore',
     'likeness', 'Likeness', 'likeness_base', 'LikenessBase', 'Face', 'describe_faces', 'identity_similarity', 'landmark_error', 'structural_similarity',
+    'features_and_likeness',
 ]

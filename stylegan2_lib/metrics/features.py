@@ -193,19 +193,26 @@ def discriminator_features(D, device=None, block=None):
     if D.img_channels != 3:
         raise ValueError(f'D takes {D.img_channels}-channel images; features need an RGB discriminator')
     device = torch.device(device) if device is not None else next(D.parameters()).device
+    given = D
     D = on_device(D, device)            # not put in eval mode or frozen: it may be a trainer's (its blocks have no
                                         # mode-dependent layers, and features are computed under no_grad)
     blocks = _d_blocks(D, block)
     keep = [D.block_resolutions.index(r) for r in blocks]
     dim = sum(getattr(D, f'b{r}').conv1.out_channels for r in blocks)
 
-    def embed(x):
-        outs = discriminator_block_outputs(D, discriminator_input(x, D))
+    def pool(outs):
         return torch.cat([outs[i].float().mean(dim=[2, 3]) for i in keep], dim=1)
 
+    def embed(x):
+        return pool(discriminator_block_outputs(D, discriminator_input(x, D)))
+
     span = f'b{blocks[0]}' if len(blocks) == 1 else f'b{blocks[0]}-b{blocks[-1]}'
-    return Features(f'discriminator ({D.img_resolution}px, {span} pooled; not comparable with published FID/KID)',
-                    dim, False, device, embed)
+    feats = Features(f'discriminator ({D.img_resolution}px, {span} pooled; not comparable with published FID/KID)',
+                     dim, False, device, embed)
+    # What a caller that already has D's block outputs for the same images needs (similarity.features_and_likeness
+    # shares one pass of D between these features and the structural likeness): the D given, and the pooling.
+    feats.discriminator, feats.pool = given, pool
+    return feats
 
 #----------------------------------------------------------------------------
 # The last resort offline: small images themselves (colour and layout, nothing learned), for a base without a

@@ -114,8 +114,10 @@ def landmark_error(a: Face, b: Face):
 # Structural similarity at low resolution.
 
 def _coarse_d_features(D, images, device):
-    x = discriminator_input(to_nchw(images, device), D)
-    outs = discriminator_block_outputs(D, x)
+    return _coarse(discriminator_block_outputs(D, discriminator_input(to_nchw(images, device), D)))
+
+def _coarse(outs):
+    """The structural measure's features from D's block outputs (highest resolution first)."""
     coarse = [h.float() for h in outs if h.shape[-1] <= COARSE_RESOLUTION] or [outs[-1].float()]
     return torch.cat([(h / (h.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)).flatten(1) / np.sqrt(h.shape[-1] * h.shape[-2])
                       for h in coarse], dim=1)
@@ -129,6 +131,7 @@ class _Structure:
     """How the structural measure embeds images: D's coarse features, or 16x16 greyscale without D."""
     def __init__(self, D=None, device=None):
         self.device = torch.device(device) if device is not None else (next(D.parameters()).device if D is not None else None)
+        self.source = D                                     # the D given (features_and_likeness compares it)
         self.D = on_device(D, self.device)                  # left as it is (see discriminator_features)
 
     @torch.no_grad()
@@ -186,18 +189,36 @@ def _face_scores(base_faces, blend_images):
     error = float(np.mean([landmark_error(f, g) for f, g in pairs]))
     return identity, error, len(pairs) / len(with_face)
 
-def likeness(base_images, blend_images, D=None, device=None):
+def features_and_likeness(extractor, base, blend_images, batch_size=16):
+    """(extractor(blend_images), likeness(base, blend_images)) for a prepared base (likeness_base). Where the
+    extractor is discriminator_features of the same D the base's structural measure uses, D runs once over the
+    images for both (its pooled block outputs are the features, its coarse ones the structure) instead of twice."""
+    shared = getattr(extractor, 'discriminator', None)
+    if shared is None or base.embed.D is None or base.embed.source is not shared:
+        return extractor(blend_images), likeness(base, blend_images)
+    b = as_uint8_batch(blend_images)
+    D, device = base.embed.D, base.embed.device
+    feats, coarse = [], []
+    with torch.no_grad():
+        for i in range(0, len(b), batch_size):
+            outs = discriminator_block_outputs(D, discriminator_input(to_nchw(b[i: i + batch_size], device), D))
+            feats.append(extractor.pool(outs).double().cpu())
+            coarse.append(_coarse(outs).double().cpu())
+    return torch.cat(feats).numpy(), likeness(base, b, structure=torch.cat(coarse))
+
+def likeness(base_images, blend_images, D=None, device=None, structure=None):
     """Likeness of blend_images to base_images (uint8 [N, H, W, 3], pairs by index; see the module docstring).
 
     base_images: the images, or likeness_base(images, D, device) computed once for many blends (then D and
                  device here are not used: the prepared base's are);
     D:           a discriminator for the structural measure (e.g. the base network's); None: 16x16 greyscale;
-    device:      where D runs (None: where D is)."""
+    device:      where D runs (None: where D is);
+    structure:   the blend images' structural features when already computed (features_and_likeness)."""
     base = base_images if isinstance(base_images, LikenessBase) else likeness_base(base_images, D, device)
     b = as_uint8_batch(blend_images)
     if len(base.images) != len(b):
         raise ValueError(f'likeness compares pairs: {len(base.images)} base images but {len(b)} blend images')
-    structural = _structural(base.structure, base.embed(b))
+    structural = _structural(base.structure, base.embed(b) if structure is None else structure)
     found = sum(f is not None for f in base.faces) if base.faces is not None else 0
     if found == 0 or found < FACE_METHOD_SHARE * len(b):
         return Likeness(None, None, None, structural, 'structural', base.note)
