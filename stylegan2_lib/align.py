@@ -430,6 +430,8 @@ def align_folder(src, dest, size=256, centre=False, progress=True, mode=None, al
     mode = 'centre' if centre else (mode or 'photo')
     if mode not in ALIGN_MODES:
         raise ValueError(f"mode must be one of {', '.join(ALIGN_MODES)}, not {mode!r}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not 8 <= size <= 4096:
+        raise ValueError(f'size must be a whole number of pixels from 8 to 4096, not {size!r}')
     src = Path(src)
     inside = Path(dest).resolve()                    # a DEST inside SRC: its crops are not photos to align again
     photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS

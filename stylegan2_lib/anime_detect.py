@@ -145,7 +145,7 @@ def _pixels(m):
     return np.ctypeslib.as_array(c.v, shape=(c.rows, c.cols, c.step))
 
 def _detection_image(image):
-    """(PIL RGB image of at most MAX_SIDE px, the scale from it back to `image`)."""
+    """(PIL RGB image of at most MAX_SIDE px, the scale [x, y] from it back to `image`)."""
     from PIL import Image
     if isinstance(image, Image.Image):
         img = image
@@ -159,12 +159,13 @@ def _detection_image(image):
         img = Image.fromarray(a)    # shares the array's memory
     scale = max(img.size) / MAX_SIDE
     if scale <= 1:
-        return img.convert('RGB'), 1.0
+        return img.convert('RGB'), np.ones(2)
     if img.mode not in ('RGB', 'L'):
         img = img.convert('RGB')
     # Shrunk before any full-size RGB copy: an 8000 x 6000 photo costs no second 144 MB buffer.
+    full = np.array(img.size, np.float64)
     img = img.resize((max(round(img.size[0] / scale), 1), max(round(img.size[1] / scale), 1)), Image.BILINEAR)
-    return img.convert('RGB'), scale
+    return img.convert('RGB'), full / img.size          # per axis: the sizes were rounded separately
 
 def detect(image):
     """Every drawn face the detector finds in an RGB image (PIL image of any mode, or uint8 [H, W, 3] array),
@@ -200,7 +201,7 @@ def detect(image):
     faces = []
     for f in found[:max(0, min(count, _MAX_FACES))]:
         # the box spans pixels x .. x + w - 1, edges x - 0.5 and x + w - 0.5: mapped edge to edge, it starts at x * scale
-        box = np.array([f.face.x, f.face.y, f.face.width, f.face.height], np.float64) * scale
+        box = np.array([f.face.x, f.face.y, f.face.width, f.face.height], np.float64) * np.tile(scale, 2)
         # nvxs's left/right are the character's: its left eye lies on the image's right.
         # The nose and chin are points, reported as boxes of side d/16 around them (nv_face_detect.c: x = x1 +
         # d * (p - 1/32)): their centres, not their corners (animeface's binding reports the corner, d/32 up-left).

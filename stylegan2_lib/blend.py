@@ -194,16 +194,23 @@ def _blend_mode(low, high, resolution, width, mapping, weights, mode, level, pre
 #----------------------------------------------------------------------------
 # Preview: one row per seed, columns low | blend at every swap resolution (or VToonify preset) | high, labelled.
 
+def preview_labels(G, mode='default', level=0):
+    """The labels of blend_preview's columns between low and high, for generators shaped like G."""
+    if mode == 'vtoonify':
+        return [f'vtoonify {p}' for p in VTOONIFY_PRESETS]
+    name = 'pinkney' if mode == 'pinkney' else 'swap'
+    return [f'{name} {r}' + (f'.{level}' if mode == 'pinkney' and level else '') for r in G.synthesis.block_resolutions[:-1]]
+
 def preview_columns(low, high, width=None, mapping='low', mode='default', level=0):
     """[(label, generator)] of blend_preview's columns between low and high: a blend at every swap resolution
     below the image size (mode 'default' or 'pinkney', at `level`), or one per VToonify preset ('vtoonify')."""
+    labels = preview_labels(low, mode, level)
     if mode == 'vtoonify':
-        return [(f'vtoonify {p}', blend(low, high, mode='vtoonify', preset=p)) for p in VTOONIFY_PRESETS]
+        return [(label, blend(low, high, mode='vtoonify', preset=p)) for label, p in zip(labels, VTOONIFY_PRESETS)]
     resolutions = low.synthesis.block_resolutions[:-1]
     if mode == 'pinkney':
-        return [(f'pinkney {r}' + (f'.{level}' if level else ''), blend(low, high, r, width=width, mode='pinkney', level=level))
-                for r in resolutions]
-    return [(f'swap {r}', blend(low, high, r, width=width, mapping=mapping, mode=mode, level=level)) for r in resolutions]
+        return [(label, blend(low, high, r, width=width, mode='pinkney', level=level)) for label, r in zip(labels, resolutions)]
+    return [(label, blend(low, high, r, width=width, mapping=mapping)) for label, r in zip(labels, resolutions)]
 
 @torch.no_grad()
 def blend_preview(low, high, seeds, truncation_psi=0.7, width=None, mapping='low', noise_mode='const', min_tile=96,

@@ -19,7 +19,8 @@ import torch
 from . import images
 from .align import AlignmentUnavailable
 from .assets import DEFAULT_NETWORK, DEMO_BASE, DEMO_SWAP, DEMO_TOON
-from .blend import MODES as BLEND_MODES, VTOONIFY_PRESETS, blend, blend_preview, feature_swap_preview, pinkney_weights, swap_weights
+from .blend import (MODES as BLEND_MODES, VTOONIFY_PRESETS, blend, blend_preview, feature_swap_preview, pinkney_weights,
+                    preview_labels, swap_weights)
 from .checkpoints import FORMATS, CheckpointError, ExportError, load
 from .checkpoints.onnx import GRAPHS as ONNX_GRAPHS
 from .cli_common import (CLIError, add_device_option, add_seeds_option, check_outdir, check_width, check_writable,
@@ -165,8 +166,7 @@ def _write_mode_blend(args, low, high, fmt):
            if args.mode == 'pinkney' else f'VToonify preset {options["preset"]}')
     print(f'wrote {args.out} ({fmt}): {how}; --low {args.low}, --high {args.high}, mapping from {args.mapping}')
     if args.preview is not None:
-        labels = ([f'vtoonify {p}' for p in VTOONIFY_PRESETS] if args.mode == 'vtoonify'
-                  else [f'pinkney {r}' + (f'.{args.level}' if args.level else '') for r in low.synthesis.block_resolutions[:-1]])
+        labels = preview_labels(low, args.mode, args.level)
         print(f'wrote {args.preview}: {len(args.seeds)} seeds x {len(labels) + 2} columns (low | {", ".join(labels)} | high)')
     return 0
 

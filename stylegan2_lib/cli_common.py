@@ -27,6 +27,16 @@ def seed_list(text):
     except ValueError as e:
         raise CLIError(f'--seeds: {e}') from None
 
+def face_size(text):
+    """--size of aligned faces: a whole number of pixels from 8 to 4096 (the alignment renders at up to 4x it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a whole number of pixels: {text!r}') from None
+    if not 8 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f'{value}: give a face size from 8 to 4096 pixels')
+    return value
+
 def add_seeds_option(parser, default, what):
     parser.add_argument('--seeds', type=seed_list, default=default,
                         help=f"{what}, e.g. '{default}' or '1,5,10-12' (default: {default})")

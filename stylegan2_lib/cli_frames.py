@@ -9,7 +9,7 @@ import os
 import sys
 
 from . import anime_detect, frames
-from .cli_common import CLIError, check_outdir
+from .cli_common import CLIError, check_outdir, face_size
 from .cli_photo import cmd_align
 
 #----------------------------------------------------------------------------
@@ -71,6 +71,6 @@ def add_parsers(sub):
     p.add_argument('--align', choices=['photo', 'anime', 'centre'], default=None,
                    help='then cut the faces out of the frames as `align` does (photo: real faces, dlib; anime: drawn '
                         'faces; centre: the centred square): frames in DEST/frames, faces in DEST/faces')
-    p.add_argument('--size', type=int, default=None, help='with --align: the faces\' size (default: 256)')
+    p.add_argument('--size', type=face_size, default=None, help='with --align: the faces\' size (default: 256)')
     p.add_argument('--allow-upscale', action='store_true', help='with --align: keep faces smaller than --size')
     p.set_defaults(func=cmd_frames)

@@ -9,7 +9,7 @@ import numpy as np
 from . import images
 from .align import ALIGNMENT_FILE, MAX_FEATHER, AlignmentUnavailable, NoFaceFound, align_folder, check_feather
 from .align import read_photo as _read_photo
-from .cli_common import CLIError, add_device_option, load_generator, load_with_generator
+from .cli_common import CLIError, add_device_option, face_size, load_generator, load_with_generator
 from .project import save_projected_w
 from .stylize import stylize
 
@@ -109,7 +109,7 @@ def add_parsers(sub):
                                    'detector score) and alignment.json (counts, which `dataset --report` shows).')
     p.add_argument('src', metavar='SRC', help='a photo or a folder of photos')
     p.add_argument('dest', metavar='DEST', help='folder for <photo>_<face>.png')
-    p.add_argument('--size', type=int, default=256, help='output size (default: 256)')
+    p.add_argument('--size', type=face_size, default=256, help='output size in pixels (default: 256)')
     how = p.add_mutually_exclusive_group()
     how.add_argument('--anime', action='store_true', help='drawn (anime / cartoon) faces: AnimeFace\'s detector')
     how.add_argument('--centre-crop', action='store_true', help='no face detection: centre square')

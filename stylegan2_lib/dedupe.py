@@ -78,7 +78,9 @@ def _distances(h, m):
                                 _POPCOUNT[rows ^ m[None]].sum(-1, dtype=np.int32))
 
 def _roots(parent, x):
-    """Union-find roots of the indices x, by pointer jumping (vectorised); compresses their paths."""
+    """Union-find roots of the indices x, by pointer jumping (vectorised); compresses their paths. Each pass
+    climbs one level for all of x; _join points every root it meets straight at the smallest, and every index
+    looked up is pointed at its root, so chains stay short (3000 and 10000 frames of one shot: about 1 s and 10 s)."""
     r = parent[x]
     while True:
         up = parent[r]

@@ -85,10 +85,12 @@ def drawn_clip(dest_mp4, fps=10, seconds_per_shot=1.0, size=320):
         with Image.open(path) as img:
             shots += _shot(img.convert('RGB'), n, size, drift=1)
     writer = imageio_ffmpeg.write_frames(str(dest), (size, size), fps=fps, quality=9, macro_block_size=16)
-    writer.send(None)
-    for frame in shots:
-        writer.send(np.ascontiguousarray(np.asarray(frame, np.uint8)))
-    writer.close()
+    try:
+        writer.send(None)
+        for frame in shots:
+            writer.send(np.ascontiguousarray(np.asarray(frame, np.uint8)))
+    finally:
+        writer.close()                                  # ends the ffmpeg process on every path
     return dest
 
 #----------------------------------------------------------------------------

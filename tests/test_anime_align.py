@@ -146,21 +146,25 @@ def test_the_detector_finds_what_animeface_found(path):
 def test_large_images_are_shrunk_for_detection_and_mapped_back():
     require_detector()
     img = Image.open(CONCERT).convert('RGB')
-    big = img.resize((img.width * 3, img.height * 3), Image.BICUBIC)      # 1830 px > MAX_SIDE
-    scale = max(big.size) / anime_detect.MAX_SIDE
+    big = img.resize((img.width * 3, img.height * 3 - 101), Image.BICUBIC)    # 1830 x 1729 > MAX_SIDE, not square
+    s = max(big.size) / anime_detect.MAX_SIDE
+    small_size = (round(big.width / s), round(big.height / s))                # 1600 x 1512: rounded per axis
+    scale = np.array(big.size, np.float64) / small_size                        # so each axis has its own scale
+    assert scale[0] != pytest.approx(scale[1], rel=1e-6)
     large = anime_detect.detect(big)[0]
     # what the detector found on the shrunk copy, in the big image's pixels (centres at i: x -> (x + 0.5) s - 0.5)
-    shrunk = anime_detect.detect(big.resize((round(big.width / scale), round(big.height / scale)), Image.BILINEAR))[0]
+    shrunk = anime_detect.detect(big.resize(small_size, Image.BILINEAR))[0]
     for name in ('eye_left', 'eye_right', 'mouth', 'nose', 'chin'):
         np.testing.assert_allclose(getattr(large, name), (getattr(shrunk, name) + 0.5) * scale - 0.5, rtol=1e-12)
     np.testing.assert_allclose(large.box[2:], shrunk.box[2:] * scale, rtol=1e-12)
     # the box's first pixel x covers [x - 0.5, x + 0.5]: its left edge x - 0.5 maps to (x - 0.5 + 0.5) s - 0.5, the
     # edge of the big image's pixel x s
     np.testing.assert_allclose(large.box[:2], shrunk.box[:2] * scale, rtol=1e-12)
-    # and it is the same face as in the original image, three times as large (within 4% of the face's size)
+    # and it is the same face as in the original image, about three times as large (within 4% of the face's size)
     small = anime_detect.detect(img)[0]
+    factor = np.array(big.size, np.float64) / img.size
     for name in ('eye_left', 'eye_right', 'mouth', 'chin'):
-        np.testing.assert_allclose(getattr(large, name), getattr(small, name) * 3 + 1, atol=0.04 * large.size)
+        np.testing.assert_allclose(getattr(large, name), (getattr(small, name) + 0.5) * factor - 0.5, atol=0.04 * large.size)
 
 
 def test_no_face_in_a_plain_or_tiny_image():
@@ -364,3 +368,15 @@ def test_aligning_again_removes_only_the_crops_an_earlier_run_made(drawn_folder,
     assert align.read_alignment_record(dest)['photos'] == 3              # the crops in faces/ were not photos
     assert main(['align', str(drawn_folder), str(dest), '--anime', '--size', '256']) == 0
     assert 'removed' not in capsys.readouterr().err                      # a third run only adds back
+
+
+@pytest.mark.parametrize('argv', [['align', 'SRC', 'OUT', '--size', '0'], ['align', 'SRC', 'OUT', '--size', '-64'],
+                                  ['align', 'SRC', 'OUT', '--size', 'big'],
+                                  ['frames', 'SRC/x.mp4', 'OUT', '--align', 'anime', '--size', '5000']])
+def test_a_bad_face_size_is_refused_before_anything_is_read(tmp_path, capsys, argv):
+    argv = [a.replace('SRC', str(tmp_path / 'src')).replace('OUT', str(tmp_path / 'out')) for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and 'argument --size' in capsys.readouterr().err and not (tmp_path / 'out').exists()
+    with pytest.raises(ValueError, match='size must be a whole number of pixels from 8 to 4096'):
+        align.align_folder(tmp_path, tmp_path / 'out', size=0)

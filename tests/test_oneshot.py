@@ -4,6 +4,8 @@ The reference is one of demo-toon's animal faces with its red and blue channels 
 demo-base's yellow smileys in colour), the discriminator a seeded random one (the demo files hold G_ema only):
 the two runs (plain and preserve_color, 100 steps each) are shared by the tests of this module."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -201,6 +203,14 @@ def test_a_drawn_face_is_aligned_as_a_drawn_face(monkeypatch):
         assert how == 'aligned (drawn face)' and np.array_equal(a, want)
     plain = np.full((80, 80, 3), 200, np.uint8)
     assert prepare_reference(plain, 64)[1] == 'centre-cropped'
+    # 'auto' trusts only a confident detection (false positives score ~0.8); 'anime' takes any
+    real_detect = anime_detect.detect
+    def unsure(img):
+        return [dataclasses.replace(f, likelihood=0.8) for f in real_detect(img)]
+    monkeypatch.setattr(anime_detect, 'detect', unsure)
+    assert prepare_reference(sprite, 64)[1] == 'centre-cropped'
+    assert prepare_reference(sprite, 64, align='anime')[1] == 'aligned (drawn face)'
+    monkeypatch.setattr(anime_detect, 'detect', real_detect)
     with pytest.raises(ValueError, match='no drawn face found'):
         prepare_reference(plain, 64, align='anime')
     # without the detector: 'auto' centre-crops, 'anime' says what to install

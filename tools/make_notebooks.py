@@ -109,11 +109,16 @@ SOURCE = str(nb.input_path(SOURCE, unzip=True))        # a URL / Drive link is d
 ('md', '## Film clips: sample frames\nSkipped when SOURCE holds no clips.'),
 ('code', '''\
 from stylegan2_lib import frames
+from stylegan2_lib.align import PHOTO_EXTENSIONS
 clips = frames.videos_in(SOURCE)
 if clips:
     sampled = frames.sample_frames(clips, FRAMES, every=EVERY, max_frames=MAX_FRAMES)
     for clip in sampled.clips:
         print(f'{Path(clip.video).name}: {clip.count} frames')
+    images_too = [p for p in Path(SOURCE).rglob('*') if p.suffix.lower() in PHOTO_EXTENSIONS] if Path(SOURCE).is_dir() else []
+    if images_too:
+        print(f'note: the {len(images_too)} image(s) beside the clips in SOURCE are left out: the faces are cut from '
+              f'the frames only (run the notebook again on a folder of the images)')
     SOURCE = FRAMES                                     # the faces are cut out of the frames
 '''),
 ('md', '## Cut out the faces'),
