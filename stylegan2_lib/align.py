@@ -382,6 +382,27 @@ def read_face_transforms(folder):
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ValueError(f'{path}: not the faces.json align_folder writes ({str(e)[:200]})') from None
 
+def read_detection_scores(folder):
+    """{crop name: the drawn-face detector's score} from the faces.json align_folder(mode='anime') wrote in
+    `folder` ({} for crops without a detection, or no faces.json). ValueError naming the file when it is not
+    one align_folder writes."""
+    path = Path(folder) / FACES_FILE
+    if not path.is_file():
+        return {}
+    scores = {}
+    try:
+        for name, entry in read_json_object(path).items():
+            detection = entry.get('detection') if isinstance(entry, dict) else None
+            if detection is None:
+                continue
+            score = detection['likelihood']
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+                raise ValueError(f'{name}: a score must be a number from 0 to 1, not {score!r}')
+            scores[str(name)] = float(score)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f'{path}: not the faces.json align_folder writes ({str(e)[:200]})') from None
+    return scores
+
 def read_alignment_record(folder):
     """The counts align_folder wrote in `folder`'s alignment.json ({'mode', 'size', 'photos', 'detected',
     'failed', 'too_small', 'written'}, each count an int), or None when the folder has none.

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from .align import read_alignment_record
+from .align import read_alignment_record, read_detection_scores
 from .data import _Source, _EmptyFile, _reason, _all_bad_error, to_rgb, load_image
 from .files import atomic_write_bytes
 from .images import make_grid, save_image
@@ -145,6 +145,7 @@ class Scan(NamedTuple):
     groups: list         # duplicate groups: lists of names, the kept one first
     threshold: int
     alignment: Optional[dict] = None   # align.read_alignment_record of the folder: how its faces were found
+    scores: Optional[dict] = None      # {name: drawn-face detector score} of the crops that have one (faces.json)
 
     @property
     def duplicates(self):
@@ -200,12 +201,18 @@ def scan(source, threshold=DEFAULT_THRESHOLD, progress=True):
     for g in index_groups:
         keep = max(g, key=lambda i: (sizes[i][0] * sizes[i][1], -i))     # largest, then first
         groups.append([names[keep]] + [names[i] for i in g if i != keep])
-    try:
-        alignment = read_alignment_record(source) if os.path.isdir(source) else None
-    except ValueError as e:          # a damaged record does not stop the report: said, and left out
-        warnings.warn(f'{e}; the report leaves the alignment counts out')
-        alignment = None
-    return Scan(src.path, names, sizes, np.stack(thumbs), skipped, groups, int(threshold), alignment)
+    alignment, scores = None, None
+    if os.path.isdir(source):        # a damaged record does not stop the report: said, and left out
+        try:
+            alignment = read_alignment_record(source)
+        except ValueError as e:
+            warnings.warn(f'{e}; the report leaves the alignment counts out')
+        try:
+            known = set(names)
+            scores = {n: v for n, v in read_detection_scores(source).items() if n in known} or None
+        except ValueError as e:
+            warnings.warn(f'{e}; the report leaves the detector scores out')
+    return Scan(src.path, names, sizes, np.stack(thumbs), skipped, groups, int(threshold), alignment, scores)
 
 #----------------------------------------------------------------------------
 # Contact sheets.
@@ -227,6 +234,21 @@ def groups_sheet(scan_, limit=MAX_GROUPS):
     return make_grid(np.stack(tiles), cols=cols)
 
 REPORT_JSON, SHEET_PNG, GROUPS_PNG = 'report.json', 'contact_sheet.png', 'duplicate_groups.png'
+LOWEST_PNG = 'lowest_scores.png'     # the drawn faces the detector was least sure of: where false positives are
+MAX_LOWEST = 48
+LOW_SCORE = 0.9                      # counted as "low" in the summary (false positives scored 0.80 at the median)
+
+def lowest_scores(scan_, limit=MAX_LOWEST):
+    """[(name, score)] of the `limit` crops with the lowest detector scores, lowest first (none without scores)."""
+    return sorted((scan_.scores or {}).items(), key=lambda kv: (kv[1], kv[0]))[:limit]
+
+def lowest_scores_sheet(scan_, limit=MAX_LOWEST):
+    """Their thumbnails in one grid, lowest score first; None without scores."""
+    low = lowest_scores(scan_, limit)
+    if not low:
+        return None
+    index = {name: i for i, name in enumerate(scan_.names)}
+    return make_grid(np.stack([scan_.thumbs[index[n]] for n, _ in low]))
 
 def report_dict(scan_):
     return {'source': scan_.source, 'images': len(scan_.names), 'distinct': scan_.num_distinct,
@@ -234,6 +256,7 @@ def report_dict(scan_):
             'resolutions': scan_.resolutions(),
             'unreadable': [{'file': n, 'reason': r} for n, r in scan_.skipped],
             'alignment': scan_.alignment,
+            'lowest_scores': [{'file': n, 'score': v} for n, v in lowest_scores(scan_)],
             'groups': [{'keep': g[0], 'duplicates': g[1:]} for g in scan_.groups]}
 
 def write_report(scan_, outdir):
@@ -249,6 +272,13 @@ def write_report(scan_, outdir):
         paths.append(stale)
     elif os.path.exists(stale):
         os.remove(stale)             # an older report's groups must not pass for this one's
+    for name, sheet in ((LOWEST_PNG, lowest_scores_sheet(scan_)),):
+        path = os.path.join(outdir, name)
+        if sheet is not None:
+            save_image(path, sheet)
+            paths.append(path)
+        elif os.path.exists(path):
+            os.remove(path)
     paths.append(os.path.join(outdir, REPORT_JSON))
     atomic_write_bytes(paths[-1], (json.dumps(report_dict(scan_), indent=1) + '\n').encode())
     return paths
@@ -262,6 +292,11 @@ def summary(scan_):
              f'  source sizes: {shown}']
     if scan_.skipped:
         lines.append(f'  unreadable: {len(scan_.skipped)} file{"s" if len(scan_.skipped) != 1 else ""}')
+    if scan_.scores:
+        values = np.array(list(scan_.scores.values()))
+        lines.append(f'  drawn-face detector scores: median {np.median(values):.3f}, {int((values < LOW_SCORE).sum())} of '
+                     f'{len(values)} below {LOW_SCORE} (the lowest {min(len(values), MAX_LOWEST)} in {LOWEST_PNG}: '
+                     f'look there for false detections)')
     a = scan_.alignment
     if a:
         lines.append(f'  aligned ({a["mode"]}, {a["size"]} px): {a["photos"]} photos, a face detected in {a["detected"]}, '

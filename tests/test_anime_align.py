@@ -380,3 +380,40 @@ def test_a_bad_face_size_is_refused_before_anything_is_read(tmp_path, capsys, ar
     assert e.value.code == 2 and 'argument --size' in capsys.readouterr().err and not (tmp_path / 'out').exists()
     with pytest.raises(ValueError, match='size must be a whole number of pixels from 8 to 4096'):
         align.align_folder(tmp_path, tmp_path / 'out', size=0)
+
+
+def test_the_report_shows_the_crops_the_detector_was_least_sure_of(tmp_path, capsys):
+    """faces.json's scores, set by hand here: listed lowest first, counted below 0.9, drawn in lowest_scores.png;
+    a crop without a detection (a centre crop) is not listed; a damaged faces.json is a warning."""
+    from stylegan2_lib import dedupe
+    folder = tmp_path / 'faces'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    scores = {'a.png': 0.99, 'b.png': 0.52, 'c.png': 0.87, 'd.png': 1.0}
+    for name in [*scores, 'e.png']:
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / name)
+    entry = lambda s: {'photo': 'x.png', 'quad': [[0, 0], [0, 1], [1, 1], [1, 0]], 'photo_size': [1, 1],   # noqa: E731
+                       'detection': {'likelihood': s}}
+    record = {n: entry(s) for n, s in scores.items()} | {'e.png': {'photo': 'y.png', 'quad': [[0, 0], [0, 1], [1, 1], [1, 0]],
+                                                                   'photo_size': [1, 1], 'landmarks': None}}
+    (folder / align.FACES_FILE).write_text(json.dumps(record))
+    assert main(['dataset', str(folder), '--report', str(tmp_path / 'rep')]) == 0
+    out = capsys.readouterr().out
+    assert 'drawn-face detector scores: median 0.930, 2 of 4 below 0.9' in out
+    report = json.loads((tmp_path / 'rep' / 'report.json').read_text())
+    assert report['lowest_scores'] == [{'file': 'b.png', 'score': 0.52}, {'file': 'c.png', 'score': 0.87},
+                                       {'file': 'a.png', 'score': 0.99}, {'file': 'd.png', 'score': 1.0}]
+    t, pad = dedupe.THUMB, 2
+    with Image.open(tmp_path / 'rep' / dedupe.LOWEST_PNG) as sheet:             # 4 tiles: 2 x 2
+        assert sheet.size == (2 * t + pad, 2 * t + pad)
+        first = np.asarray(sheet.convert('RGB'))[:t, :t]
+    want = np.asarray(dedupe.scan(folder, progress=False).thumbs[1])           # b.png's thumbnail first
+    np.testing.assert_array_equal(first, want)
+    # damaged scores: a warning, the report without them (and without a stale sheet)
+    record['a.png']['detection']['likelihood'] = 'high'
+    (folder / align.FACES_FILE).write_text(json.dumps(record))
+    assert main(['dataset', str(folder), '--report', str(tmp_path / 'rep')]) == 0
+    err = capsys.readouterr().err
+    assert 'faces.json' in err and 'detector scores out' in err
+    assert json.loads((tmp_path / 'rep' / 'report.json').read_text())['lowest_scores'] == []
+    assert not (tmp_path / 'rep' / dedupe.LOWEST_PNG).exists()

@@ -132,15 +132,18 @@ print(f'{len(result.too_small)} face(s) smaller than {RESOLUTION} px left out: '
 ('code', '''\
 from stylegan2_lib.data import load_image
 nb.show(sg.make_grid([load_image(p, min(RESOLUTION, 128)) for p in result.written[:48]], cols=8))'''),
-('md', '''## Look through them: near-duplicates and a contact sheet
-Each row below is one group of near-duplicates, the one kept first. Delete faces you do not want from FACES
-and re-run from here.'''),
+('md', '''## Look through them: near-duplicates, doubtful detections, a contact sheet
+Each row of the first picture is one group of near-duplicates, the one kept first; the second shows the drawn
+faces the detector was least sure of, lowest score first (false detections, such as a hand or a background
+shape, end up there). Delete faces you do not want from FACES and re-run from here.'''),
 ('code', '''\
 from stylegan2_lib import dedupe
 scan = dedupe.scan(FACES)
 print(dedupe.summary(scan))
-groups = dedupe.groups_sheet(scan)
-nb.show(groups if groups is not None else dedupe.contact_sheet(scan))'''),
+groups, doubtful = dedupe.groups_sheet(scan), dedupe.lowest_scores_sheet(scan)
+nb.show(groups if groups is not None else dedupe.contact_sheet(scan))
+if doubtful is not None:
+    nb.show(doubtful)'''),
 ('md', '## Pack the training zip\nRe-run this cell after deleting faces you do not want.'),
 ('code', '''\
 scan = dedupe.scan(FACES, progress=False)
