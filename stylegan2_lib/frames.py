@@ -59,6 +59,8 @@ from .images import save_image
 
 VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.mov', '.webm', '.avi', '.m4v', '.mpg', '.mpeg', '.wmv', '.flv')
 
+MAX_NAME_BYTES = 255       # a file name's limit on the common file systems (ext4, APFS, NTFS in UTF-16 units)
+
 EPS = 1e-6                 # seconds: slack when comparing a frame's time with a multiple of `every`
 MIN_DECODED = 0.9          # a clip read to the end must deliver this share of its announced duration
 MAX_PIXELS = 8192 * 4320   # frames larger than DCI 8K (35.4 megapixels, ~106 MB as RGB) are refused before decoding
@@ -265,6 +267,10 @@ def _check_videos(videos):
         raise ValueError('no videos given')
     seen = {}
     for v in videos:
+        longest = len(frame_name(v, 99999.999).encode())          # frame names grow with the time: 10 digits
+        if longest > MAX_NAME_BYTES:
+            raise ValueError(f'{v}: its frame names would be {longest} bytes, over the {MAX_NAME_BYTES} a file name may '
+                             f'have: give the clip a shorter name')
         other = seen.get(_stem(v))
         seen.setdefault(_stem(v), v)
         if other is not None:
@@ -273,21 +279,25 @@ def _check_videos(videos):
 
 @contextlib.contextmanager
 def _staging(dest):
-    """A hidden folder inside `dest` (created when missing); on error it is removed, and `dest` too when this
-    made it (and it is empty)."""
+    """A hidden folder inside `dest` (created when missing); on error it is removed, and `dest` and the parents
+    made for it too when this call made them (and they are empty)."""
     dest = os.fspath(dest)
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise NotADirectoryError(errno.ENOTDIR, 'the destination exists and is not a folder', dest)
-    made = not os.path.exists(dest)
+    made = []                                                   # the folders this call creates, deepest first
+    missing = os.path.abspath(dest)
+    while not os.path.exists(missing):
+        made.append(missing)
+        missing = os.path.dirname(missing)
     os.makedirs(dest, exist_ok=True)
     folder = tempfile.mkdtemp(prefix='.frames-', dir=dest)
     try:
         yield folder
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
-        if made:
+        for path in made:                                       # dest, then the parents made for it, if empty
             with contextlib.suppress(OSError):
-                os.rmdir(dest)
+                os.rmdir(path)
         raise
     shutil.rmtree(folder, ignore_errors=True)
 

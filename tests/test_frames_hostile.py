@@ -193,3 +193,20 @@ def test_a_folder_a_symlink_loop_and_a_fifo_are_refused_by_name(tmp_path):
             frames.sample_frames([tmp_path / name], tmp_path / 'out', progress=False)
         assert name in str(e.value)
         assert not (tmp_path / 'out').exists()
+
+def test_a_clip_name_too_long_for_its_frame_names_is_refused_first(clip, tmp_path):
+    long = tmp_path / ('c' * 240 + '.mp4')                           # 240 + len('_000000.000s.png') > 255 bytes
+    os.link(clip, long)
+    with pytest.raises(ValueError, match=r'frame names would be 256 bytes, over the 255 .* shorter name') as e:
+        frames.sample_frames([long], tmp_path / 'out', progress=False)
+    assert str(long) in str(e.value) and not (tmp_path / 'out').exists()
+
+def test_a_failed_run_removes_the_parent_folders_it_made(clip, tmp_path, monkeypatch):
+    def fails(*args, **kwargs):                                      # a clip that breaks while it is decoded
+        raise ValueError('decoding failed half-way')
+    monkeypatch.setattr(frames, '_sample_clip', fails)
+    (tmp_path / 'kept').mkdir()
+    dest = tmp_path / 'kept' / 'a' / 'b' / 'frames'
+    with pytest.raises(ValueError, match='half-way'):
+        frames.sample_frames([clip], dest, progress=False)
+    assert _names(tmp_path) == ['kept'] and _names(tmp_path / 'kept') == []   # a/, a/b/, frames/ gone; kept/ stays
