@@ -366,6 +366,7 @@ FACES_FILE = 'faces.json'           # beside the crops: {crop name: {'photo': pa
 ALIGNMENT_FILE = 'alignment.json'   # beside the crops: how the folder was made, what was found and what was not
 
 ALIGN_MODES = ('photo', 'anime', 'centre')
+FACE_SIZES = (8, 4096)              # the output sizes align_folder takes (the recipe renders at up to 4x the size)
 
 class AlignedFolder(NamedTuple):
     written:   list         # paths of the face crops, <photo>_<face index>.png
@@ -451,8 +452,8 @@ def align_folder(src, dest, size=256, centre=False, progress=True, mode=None, al
     mode = 'centre' if centre else (mode or 'photo')
     if mode not in ALIGN_MODES:
         raise ValueError(f"mode must be one of {', '.join(ALIGN_MODES)}, not {mode!r}")
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not 8 <= size <= 4096:
-        raise ValueError(f'size must be a whole number of pixels from 8 to 4096, not {size!r}')
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not FACE_SIZES[0] <= size <= FACE_SIZES[1]:
+        raise ValueError(f'size must be a whole number of pixels from {FACE_SIZES[0]} to {FACE_SIZES[1]}, not {size!r}')
     src = Path(src)
     inside = Path(dest).resolve()                    # a DEST inside SRC: its crops are not photos to align again
     photos = sorted(p for p in (src.rglob('*') if src.is_dir() else [src]) if p.suffix.lower() in PHOTO_EXTENSIONS

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 from . import files, images
+from .align import FACE_SIZES
 from .blend import check_same_architecture
 from .checkpoints import EXTENSIONS, FORMATS, ExportError, export, load
 from .devices import DeviceUnavailable, default_device
@@ -28,13 +29,14 @@ def seed_list(text):
         raise CLIError(f'--seeds: {e}') from None
 
 def face_size(text):
-    """--size of aligned faces: a whole number of pixels from 8 to 4096 (the alignment renders at up to 4x it)."""
+    """--size of aligned faces: a whole number of pixels within align.FACE_SIZES."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f'not a whole number of pixels: {text!r}') from None
-    if not 8 <= value <= 4096:
-        raise argparse.ArgumentTypeError(f'{value}: give a face size from 8 to 4096 pixels')
+    low, high = FACE_SIZES
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f'{value}: give a face size from {low} to {high} pixels')
     return value
 
 def add_seeds_option(parser, default, what):

@@ -4,13 +4,13 @@ Every clip is opened and checked before anything is written, and the frames appe
 clip has been read (frames.sample_frames), so a bad clip leaves DEST as it was.
 """
 
-import argparse
 import os
 import sys
 
 from . import anime_detect, frames
+from .align import ALIGN_MODES
 from .cli_common import CLIError, check_outdir, face_size
-from .cli_photo import cmd_align
+from .cli_photo import align_and_report
 
 #----------------------------------------------------------------------------
 
@@ -27,8 +27,9 @@ def cmd_frames(args):
         raise CLIError(f'--max {args.max}: give 1 frame or more per clip')
     if args.align is None and (args.size is not None or args.allow_upscale):
         raise CLIError('--size and --allow-upscale are for --align')
-    if args.align == 'anime' and anime_detect.available():
-        raise CLIError(anime_detect.available())          # before decoding anything
+    why = anime_detect.available() if args.align == 'anime' else ''
+    if why:
+        raise CLIError(why)                               # before decoding anything
     frames_dir = os.path.join(args.dest, 'frames') if args.align else args.dest
     try:
         result = frames.sample_frames(args.videos, frames_dir, every=args.every, max_frames=args.max,
@@ -42,11 +43,9 @@ def cmd_frames(args):
     print(f'wrote {len(result.paths)} frames from {len(result.clips)} clip{"s" * (len(result.clips) > 1)} '
           f'to {os.fspath(frames_dir)}')
     if args.align:                  # the frames' faces, as `stylegan2-lib align FRAMES DEST/faces` cuts them
-        faces = argparse.Namespace(src=frames_dir, dest=os.path.join(args.dest, 'faces'), size=args.size or 256,
-                                   anime=args.align == 'anime', centre_crop=args.align == 'centre',
-                                   allow_upscale=args.allow_upscale)
         try:
-            return cmd_align(faces)
+            return align_and_report(frames_dir, os.path.join(args.dest, 'faces'), args.size or 256, args.align,
+                                    args.allow_upscale)
         except CLIError as e:
             raise CLIError(f'{e} (the frames stay in {frames_dir})') from None
     return 0
@@ -68,7 +67,7 @@ def add_parsers(sub):
     p.add_argument('--every', type=every_seconds, default=0.5, metavar='SECONDS',
                    help="one frame every SECONDS, e.g. 0.5 or '0.5s' (default: 0.5)")
     p.add_argument('--max', type=int, default=None, metavar='N', help='at most N frames per clip (default: no cap)')
-    p.add_argument('--align', choices=['photo', 'anime', 'centre'], default=None,
+    p.add_argument('--align', choices=ALIGN_MODES, default=None,
                    help='then cut the faces out of the frames as `align` does (photo: real faces, dlib; anime: drawn '
                         'faces; centre: the centred square): frames in DEST/frames, faces in DEST/faces')
     p.add_argument('--size', type=face_size, default=None, help='with --align: the faces\' size (default: 256)')

@@ -39,26 +39,31 @@ def cmd_align(args):
     """Every face of every photo, FFHQ-aligned (drawn faces with --anime, or centre-cropped); photos without a
     face and faces too small for --size are listed."""
     mode = 'centre' if args.centre_crop else 'anime' if args.anime else 'photo'
+    return align_and_report(args.src, args.dest, args.size, mode, args.allow_upscale)
+
+def align_and_report(src, dest, size, mode, allow_upscale):
+    """align_folder for the command line (`align`, `frames --align`): its errors as CLIError in the options'
+    words, what was skipped as warnings, what was written as one line."""
     try:
-        result = align_folder(args.src, args.dest, args.size, mode=mode, allow_upscale=args.allow_upscale, progress=False)
+        result = align_folder(src, dest, size, mode=mode, allow_upscale=allow_upscale, progress=False)
     except (AlignmentUnavailable, OSError) as e:
         raise CLIError(str(e)) from None
     except ValueError as e:
         raise CLIError(str(e).replace('centre cropping', '--centre-crop')
-                       .replace('allow upscaling', f'--allow-upscale (or a --size below {args.size})')) from None
+                       .replace('allow upscaling', f'--allow-upscale (or a --size below {size})')) from None
     faceless, small = result.faceless, result.too_small
     if faceless:
         print(f'stylegan2-lib: warning: no face found in {len(faceless)} photo(s), skipped: {_listed(faceless)}'
               + ('; --centre-crop takes the centred square instead' if mode == 'anime' else ''), file=sys.stderr)
     if small:
         names = [f'{f["photo"]} ({f["source_px"]:.0f} px)' for f in small]
-        print(f'stylegan2-lib: warning: {len(small)} face(s) cover fewer than {args.size} px of their photo, left out '
+        print(f'stylegan2-lib: warning: {len(small)} face(s) cover fewer than {size} px of their photo, left out '
               f'(--allow-upscale keeps them): {_listed(names)}', file=sys.stderr)
     if result.removed:
-        print(f'stylegan2-lib: removed {len(result.removed)} crop(s) an earlier alignment wrote in {args.dest} '
+        print(f'stylegan2-lib: removed {len(result.removed)} crop(s) an earlier alignment wrote in {dest} '
               f'that this one did not make: {_listed(result.removed)}', file=sys.stderr)
     what = {'photo': 'aligned', 'anime': 'aligned drawn', 'centre': 'centre-cropped'}[mode]
-    print(f'wrote {len(result.written)} {what} {args.size}x{args.size} face(s) to {args.dest} '
+    print(f'wrote {len(result.written)} {what} {size}x{size} face(s) to {dest} '
           f'(and {ALIGNMENT_FILE}: photos with and without a face, faces too small)')
     return 0
 
